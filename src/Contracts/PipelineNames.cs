@@ -1,0 +1,73 @@
+namespace Realtime.Contracts;
+
+/// <summary>
+/// The one place that names every Kafka topic and Redis key of the pipeline.
+/// </summary>
+/// <remarks>
+/// Every name is prefixed with a namespace (default <c>rt</c>) so that several
+/// deployments, or several test runs, can share one Kafka cluster and one Redis
+/// without seeing each other. Redis keys that belong to one channel carry the
+/// channel in a hash tag (<c>{...}</c>) so that a Redis Cluster keeps all of a
+/// channel's keys in one slot, which multi-key scripts on a channel need.
+/// </remarks>
+public sealed class PipelineNames
+{
+    /// <summary>The namespace used when none is configured.</summary>
+    public const string DefaultNamespace = "rt";
+
+    private readonly string _routePrefix;
+    private readonly string _nodePrefix;
+
+    public PipelineNames(string? @namespace = null)
+    {
+        Namespace = string.IsNullOrEmpty(@namespace) ? DefaultNamespace : @namespace;
+        if (!NodeId.IsValid(Namespace))
+        {
+            throw new ArgumentException(
+                $"Namespace '{Namespace}' is invalid: use 1-64 characters from [a-zA-Z0-9._-].",
+                nameof(@namespace));
+        }
+
+        IngressTopic = $"{Namespace}.ingress";
+        NodeTopicPrefix = $"{Namespace}.node.";
+        NodesKey = $"{Namespace}:nodes";
+        _routePrefix = $"{Namespace}:route:{{";
+        _nodePrefix = $"{Namespace}:node:";
+        FanoutGroupId = $"{Namespace}.fanout";
+    }
+
+    public string Namespace { get; }
+
+    /// <summary>Step 1: every published event, keyed by channel.</summary>
+    public string IngressTopic { get; }
+
+    /// <summary>Prefix of the per-node delivery topics (step 4).</summary>
+    public string NodeTopicPrefix { get; }
+
+    /// <summary>Consumer group of the fanout workers on the ingress topic (step 2).</summary>
+    public string FanoutGroupId { get; }
+
+    /// <summary>Sorted set: node id → unix ms of its last heartbeat. For operators' listings only; routing trusts <see cref="NodeAliveKey"/>.</summary>
+    public string NodesKey { get; }
+
+    /// <summary>Step 4: the delivery topic of one gateway node.</summary>
+    public string NodeTopic(string nodeId) => NodeTopicPrefix + nodeId;
+
+    /// <summary>Consumer group a gateway uses to commit its position on its own delivery topic (step 5).</summary>
+    public string NodeGroupId(string nodeId) => $"{Namespace}.gateway.{nodeId}";
+
+    /// <summary>Set of node ids that have local subscribers of <paramref name="channel"/> (step 3).</summary>
+    public string RouteKey(string channel) => string.Concat(_routePrefix, channel, "}");
+
+    /// <summary>String key with a TTL; present while the node is alive. The fanout skips nodes without it.</summary>
+    public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":alive");
+
+    /// <summary>Set of channels a node has registered routes for, so it can clear or re-register them.</summary>
+    public string NodeRoutesKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":routes");
+
+    /// <summary>Inverse of <see cref="RouteKey"/>: the channel a route key names, or null.</summary>
+    public string? ChannelOfRouteKey(string key) =>
+        key.StartsWith(_routePrefix, StringComparison.Ordinal) && key.EndsWith('}')
+            ? key[_routePrefix.Length..^1]
+            : null;
+}

@@ -1,0 +1,43 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Realtime.Fanout;
+
+/// <summary>Settings of one fanout worker. Section <c>Fanout</c>.</summary>
+public sealed class FanoutOptions
+{
+    public const string Section = "Fanout";
+
+    /// <summary>Identifies this instance in the consumer group and in logs. Defaults to host name and process id.</summary>
+    public string? InstanceId { get; set; }
+
+    /// <summary>Address of the health endpoint (<c>/healthz</c>, <c>/readyz</c>). Loopback by default.</summary>
+    [Required]
+    public string HttpEndpoint { get; set; } = "http://127.0.0.1:8090";
+
+    /// <summary>
+    /// Most ingress records taken in one batch. A batch shares one Redis round trip for its
+    /// routes; it is cut short as soon as the consumer has nothing more buffered, so a quiet
+    /// stream is never held back waiting for a batch to fill.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int MaxBatchSize { get; set; } = 1_000;
+
+    /// <summary>
+    /// Most ingress records whose node-topic writes are not yet acknowledged. Consumption
+    /// pauses above it, which bounds memory when a broker is slow.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int MaxInFlightRecords { get; set; } = 50_000;
+
+    /// <summary>
+    /// How long "node N is alive" is trusted before Redis is asked again. A node that died is
+    /// still written to for at most its liveness TTL plus this.
+    /// </summary>
+    public TimeSpan LivenessCacheTtl { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Wait between attempts while Redis cannot answer a route lookup.</summary>
+    public TimeSpan RedisRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    public string ResolveInstanceId() =>
+        string.IsNullOrWhiteSpace(InstanceId) ? $"{Environment.MachineName}-{Environment.ProcessId}" : InstanceId;
+}

@@ -1,0 +1,403 @@
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Extensions.Options;
+using Realtime.Contracts;
+using Realtime.Fanout.Delivery;
+using Realtime.Fanout.Routing;
+using Realtime.Hosting;
+using StackExchange.Redis;
+
+namespace Realtime.Fanout.Ingress;
+
+/// <summary>
+/// Steps 2-4 of the data flow: consumes the ingress topic as a member of the fanout consumer
+/// group, looks up each batch's target nodes in the routing table and writes every event to
+/// each target node's delivery topic, keyed by channel so per-channel order carries over.
+/// </summary>
+/// <remarks>
+/// Delivery guarantee: at-least-once from the ingress topic to every node that had a route
+/// when the event was looked up. An ingress offset is stored only when that record and every
+/// record before it in its partition were acknowledged by all their node topics (acks=all,
+/// idempotent producer); a failed write rewinds the partition to the first undelivered record.
+/// A worker that dies loses nothing: the group re-reads from the last committed offset.
+/// The consume loop runs on its own thread because <c>Consume</c> blocks.
+/// </remarks>
+internal sealed partial class FanoutWorker(
+    IOptions<KafkaOptions> kafkaOptions,
+    IOptions<FanoutOptions> fanoutOptions,
+    PipelineNames names,
+    RouteTable routeTable,
+    TopicProvisioner provisioner,
+    FanoutStatus status,
+    TimeProvider time,
+    ILogger<FanoutWorker> logger) : BackgroundService
+{
+    private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly FanoutOptions _options = fanoutOptions.Value;
+    private readonly IngressProgress _progress = new();
+    private readonly NodeDeliveryEncoder _encoder = new(names.IngressTopic);
+    private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _capacity = new(0);
+    private IConsumer<byte[], byte[]>? _consumer;
+    private int _rewindRequested;
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.Factory.StartNew(
+            () => Run(stoppingToken),
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+
+    private void Run(CancellationToken stoppingToken)
+    {
+        var instance = _options.ResolveInstanceId();
+        try
+        {
+            provisioner.EnsureIngressTopicAsync(stoppingToken).GetAwaiter().GetResult();
+            var producerConfig = KafkaClientSettings.DurableProducer(kafkaOptions.Value, $"fanout-{instance}");
+            // A batch multiplies into one record per target node; let librdkafka hold them all.
+            producerConfig.QueueBufferingMaxMessages = 2_000_000;
+            using var producer = new ProducerBuilder<byte[], byte[]>(producerConfig).WithLogging(logger).Build();
+            using var consumer = BuildConsumer(instance, producer);
+            _consumer = consumer;
+            consumer.Subscribe(names.IngressTopic);
+            LogStarted(instance, names.IngressTopic, names.FanoutGroupId);
+
+            ConsumeLoop(consumer, producer, stoppingToken);
+
+            LogStopping(instance);
+            producer.Flush(FlushTimeout);
+            consumer.Close();
+            status.SetAssigned(0);
+            LogStopped(instance);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping while still starting: nothing to hand over.
+        }
+        catch (Exception e)
+        {
+            LogCrashed(e);
+            throw;
+        }
+    }
+
+    private IConsumer<byte[], byte[]> BuildConsumer(string instance, IProducer<byte[], byte[]> producer) =>
+        new ConsumerBuilder<byte[], byte[]>(
+                KafkaClientSettings.AtLeastOnceConsumer(kafkaOptions.Value, names.FanoutGroupId, $"fanout-{instance}"))
+            .WithLogging(logger)
+            .SetPartitionsAssignedHandler((consumer, partitions) =>
+            {
+                status.SetAssigned(consumer.Assignment.Count + partitions.Count);
+                var assigned = FormatPartitions(partitions);
+                LogAssigned(assigned, status.AssignedPartitions);
+            })
+            .SetPartitionsRevokedHandler((consumer, partitions) =>
+            {
+                // Hand partitions over with as little re-delivery as possible: finish what is
+                // in flight, commit what it stored, then let the new owner start from there.
+                producer.Flush(FlushTimeout);
+                TryCommit(consumer);
+                _progress.Remove(partitions.Select(p => p.Partition.Value));
+                status.SetAssigned(consumer.Assignment.Count - partitions.Count);
+                var revoked = FormatPartitions(partitions.Select(p => p.TopicPartition));
+                LogRevoked(revoked, status.AssignedPartitions);
+            })
+            .SetPartitionsLostHandler((consumer, partitions) =>
+            {
+                _progress.Remove(partitions.Select(p => p.Partition.Value));
+                status.SetAssigned(0);
+                var lost = FormatPartitions(partitions.Select(p => p.TopicPartition));
+                LogLost(lost);
+            })
+            .Build();
+
+    private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
+    {
+        var batch = new List<ConsumeResult<byte[], byte[]>>(_options.MaxBatchSize);
+        var channels = new List<string>(_options.MaxBatchSize);
+        var channelOf = new string[_options.MaxBatchSize];
+        var routes = new Dictionary<string, string[]>(StringComparer.Ordinal);
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            if (Volatile.Read(ref _rewindRequested) != 0)
+            {
+                Rewind(consumer, producer);
+            }
+
+            if (_progress.InFlight >= _options.MaxInFlightRecords)
+            {
+                _capacity.Wait(PollTimeout, stoppingToken);
+                continue;
+            }
+
+            FillBatch(consumer, batch, stoppingToken);
+            if (batch.Count == 0)
+            {
+                continue;
+            }
+
+            channels.Clear();
+            routes.Clear();
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var channel = Encoding.UTF8.GetString(batch[i].Message.Key ?? []);
+                channelOf[i] = channel;
+                if (routes.TryAdd(channel, []))
+                {
+                    channels.Add(channel);
+                }
+            }
+
+            if (!TryResolve(channels, routes, stoppingToken))
+            {
+                return;
+            }
+
+            var routedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
+            for (var i = 0; i < batch.Count; i++)
+            {
+                Dispatch(consumer, producer, batch[i], routes[channelOf[i]], routedAt, stoppingToken);
+            }
+
+            status.RecordBatch(batch.Count);
+            batch.Clear();
+        }
+    }
+
+    /// <summary>Takes what the consumer has buffered, waiting only for the first record.</summary>
+    private static void FillBatch(IConsumer<byte[], byte[]> consumer, List<ConsumeResult<byte[], byte[]>> batch, CancellationToken stoppingToken)
+    {
+        var timeout = PollTimeout;
+        while (batch.Count < batch.Capacity && !stoppingToken.IsCancellationRequested)
+        {
+            ConsumeResult<byte[], byte[]>? result;
+            try
+            {
+                result = consumer.Consume(timeout);
+            }
+            catch (ConsumeException)
+            {
+                // librdkafka reports partition-level errors here and keeps going; the error
+                // handler has already logged them.
+                return;
+            }
+
+            if (result is null || result.IsPartitionEOF)
+            {
+                return;
+            }
+
+            batch.Add(result);
+            timeout = TimeSpan.Zero;
+        }
+    }
+
+    private bool TryResolve(List<string> channels, Dictionary<string, string[]> routes, CancellationToken stoppingToken)
+    {
+        // Without routes the batch cannot be delivered, and skipping it would lose it: wait
+        // for Redis instead. Consumer heartbeats run on librdkafka's threads meanwhile.
+        var attempt = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                routeTable.ResolveAsync(channels, routes).GetAwaiter().GetResult();
+                return true;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                if (attempt++ % 25 == 0)
+                {
+                    LogRedisUnavailable(e.Message);
+                }
+
+                stoppingToken.WaitHandle.WaitOne(_options.RedisRetryDelay);
+            }
+        }
+
+        return false;
+    }
+
+    private void Dispatch(
+        IConsumer<byte[], byte[]> consumer,
+        IProducer<byte[], byte[]> producer,
+        ConsumeResult<byte[], byte[]> record,
+        string[] targets,
+        long routedAt,
+        CancellationToken stoppingToken)
+    {
+        var partition = record.Partition.Value;
+        var offset = record.Offset.Value;
+        var safe = _progress.Add(partition, offset, targets.Length);
+        if (safe >= 0)
+        {
+            StoreOffset(consumer, partition, safe);
+        }
+
+        if (targets.Length == 0)
+        {
+            return;
+        }
+
+        var message = new Message<byte[], byte[]>
+        {
+            Key = record.Message.Key,
+            Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt),
+            Headers = record.Message.Headers,
+        };
+        var generation = _progress.Generation;
+        void OnDelivered(DeliveryReport<byte[], byte[]> report) => Acknowledge(report, generation, partition, offset);
+
+        foreach (var node in targets)
+        {
+            ProduceWithBackpressure(producer, NodeTopic(node), message, OnDelivered, stoppingToken);
+        }
+    }
+
+    private void ProduceWithBackpressure(
+        IProducer<byte[], byte[]> producer,
+        string topic,
+        Message<byte[], byte[]> message,
+        Action<DeliveryReport<byte[], byte[]>> onDelivered,
+        CancellationToken stoppingToken)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(topic, message, onDelivered);
+                return;
+            }
+            catch (ProduceException<byte[], byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull && !stoppingToken.IsCancellationRequested)
+            {
+                _capacity.Wait(PollTimeout, CancellationToken.None);
+            }
+        }
+    }
+
+    private void Acknowledge(DeliveryReport<byte[], byte[]> report, int generation, int partition, long offset)
+    {
+        if (report.Error.IsError)
+        {
+            LogDeliveryFailed(report.Topic, report.Error.Reason, partition, offset);
+            Interlocked.Exchange(ref _rewindRequested, 1);
+        }
+        else
+        {
+            var safe = _progress.Acknowledge(generation, partition, offset);
+            if (safe >= 0 && _consumer is { } consumer)
+            {
+                StoreOffset(consumer, partition, safe);
+            }
+        }
+
+        if (_capacity.CurrentCount == 0)
+        {
+            _capacity.Release();
+        }
+    }
+
+    private void Rewind(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer)
+    {
+        // Let every outstanding write settle so the progress knows exactly what was delivered,
+        // then re-read from the first record that was not.
+        producer.Flush(FlushTimeout);
+        Interlocked.Exchange(ref _rewindRequested, 0);
+        foreach (var (partition, offset) in _progress.Rewind())
+        {
+            try
+            {
+                consumer.Seek(new TopicPartitionOffset(names.IngressTopic, partition, offset));
+                LogRewound(partition, offset);
+            }
+            catch (KafkaException e)
+            {
+                LogSeekFailed(partition, e.Error.Reason);
+            }
+        }
+    }
+
+    private void StoreOffset(IConsumer<byte[], byte[]> consumer, int partition, long offset)
+    {
+        try
+        {
+            consumer.StoreOffset(new TopicPartitionOffset(names.IngressTopic, partition, offset));
+        }
+        catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_State)
+        {
+            // The partition was revoked meanwhile; its new owner re-reads from the last commit.
+        }
+    }
+
+    private void TryCommit(IConsumer<byte[], byte[]> consumer)
+    {
+        try
+        {
+            consumer.Commit();
+        }
+        catch (KafkaException e)
+        {
+            LogCommitSkipped(e.Error.Reason);
+        }
+    }
+
+    private string NodeTopic(string node)
+    {
+        if (!_nodeTopics.TryGetValue(node, out var topic))
+        {
+            topic = names.NodeTopic(node);
+            _nodeTopics[node] = topic;
+        }
+
+        return topic;
+    }
+
+    private static string FormatPartitions(IEnumerable<TopicPartition> partitions) =>
+        string.Join(',', partitions.Select(p => p.Partition.Value).Order());
+
+    public override void Dispose()
+    {
+        _capacity.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Fanout {Instance} consuming {Topic} in group {Group}")]
+    private partial void LogStarted(string instance, string topic, string group);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Fanout assigned partitions [{Partitions}]; owns {Count}")]
+    private partial void LogAssigned(string partitions, int count);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Fanout revoked partitions [{Partitions}]; owns {Count}")]
+    private partial void LogRevoked(string partitions, int count);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Fanout lost partitions [{Partitions}]")]
+    private partial void LogLost(string partitions);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Redis cannot resolve routes ({Reason}); retrying, ingress consumption paused")]
+    private partial void LogRedisUnavailable(string reason);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Error, Message = "Write to {Topic} failed ({Reason}) for ingress {Partition}@{Offset}; rewinding")]
+    private partial void LogDeliveryFailed(string topic, string reason, int partition, long offset);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Rewound ingress partition {Partition} to offset {Offset}")]
+    private partial void LogRewound(int partition, long offset);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Could not rewind ingress partition {Partition}: {Reason}")]
+    private partial void LogSeekFailed(int partition, string reason);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Debug, Message = "Commit on revoke skipped: {Reason}")]
+    private partial void LogCommitSkipped(string reason);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "Fanout {Instance} stopping: flushing writes and leaving the group")]
+    private partial void LogStopping(string instance);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Information, Message = "Fanout {Instance} stopped")]
+    private partial void LogStopped(string instance);
+
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Critical, Message = "Fanout consume loop crashed")]
+    private partial void LogCrashed(Exception exception);
+}

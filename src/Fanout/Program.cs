@@ -1,0 +1,38 @@
+using Microsoft.Extensions.Options;
+using Realtime.Fanout;
+using Realtime.Fanout.Ingress;
+using Realtime.Fanout.Routing;
+using Realtime.Hosting;
+using StackExchange.Redis;
+
+var builder = WebApplication.CreateSlimBuilder(args);
+builder.Services.AddPipelineCore(builder.Configuration);
+builder.Services.AddOptions<FanoutOptions>()
+    .Bind(builder.Configuration.GetSection(FanoutOptions.Section))
+    .ValidateDataAnnotations()
+    .ValidateOnStart();
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<FanoutStatus>();
+builder.Services.AddSingleton<RouteTable>();
+builder.Services.AddHostedService<FanoutWorker>();
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+builder.WebHost.UseUrls(builder.Configuration[$"{FanoutOptions.Section}:{nameof(FanoutOptions.HttpEndpoint)}"] ?? new FanoutOptions().HttpEndpoint);
+
+var app = builder.Build();
+app.MapGet("/healthz", () => Results.Text("ok"));
+app.MapGet("/readyz", async (FanoutStatus status, IConnectionMultiplexer redis) =>
+{
+    try
+    {
+        await redis.GetDatabase().PingAsync();
+    }
+    catch (RedisException)
+    {
+        return Results.Text("redis unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    return Results.Text($"ok partitions={status.AssignedPartitions} routed={status.RecordsRouted}");
+});
+
+app.Services.GetRequiredService<IOptions<FanoutOptions>>();
+await app.RunAsync();

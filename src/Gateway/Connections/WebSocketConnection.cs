@@ -1,0 +1,394 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using Google.Protobuf;
+using Realtime.Contracts;
+using Realtime.Contracts.V1;
+using Realtime.Gateway.Auth;
+using Realtime.Gateway.Protocol;
+using Realtime.Gateway.Publishing;
+using Realtime.Gateway.Routing;
+using StackExchange.Redis;
+
+namespace Realtime.Gateway.Connections;
+
+/// <summary>
+/// One client on the JSON protocol v1 over WebSocket: a receive loop that handles its frames
+/// in order, and a writer that drains its bounded send queue, so a slow socket only ever
+/// delays itself.
+/// </summary>
+internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
+{
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly WebSocket _socket;
+    private readonly ClientIdentity _identity;
+    private readonly ConnectionServices _services;
+    private readonly OutboundQueue _queue;
+    private readonly HashSet<string> _subscriptions = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _publishSlots;
+    private readonly CancellationTokenSource _receiveCancellation = new();
+    private readonly ILogger _logger;
+    private int _closeCode;
+    private string? _closeReason;
+
+    public WebSocketConnection(WebSocket socket, ClientIdentity identity, ConnectionServices services)
+    {
+        _socket = socket;
+        _identity = identity;
+        _services = services;
+        _logger = services.Logger;
+        _queue = new OutboundQueue(services.Options.SendQueueLimitBytes);
+        _publishSlots = new SemaphoreSlim(services.Options.MaxInFlightPublishesPerConnection);
+        Id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+    }
+
+    public string Id { get; }
+
+    public void Deliver(SharedFrame frame)
+    {
+        if (!_queue.TryEnqueue(frame) && Volatile.Read(ref _closeCode) == 0)
+        {
+            LogSlowConsumer(Id, _queue.QueuedBytes);
+            RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
+        }
+    }
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        using var stoppingRegistration = stopping.Register(() => RequestClose(CloseCodes.GoingAway, "server shutting down", dropQueued: false));
+        Send(ServerFrames.ForCurrentThread().Connected(Id, _services.Node.Id));
+        var writer = Task.Run(WriteLoopAsync, CancellationToken.None);
+        try
+        {
+            await ReceiveLoopAsync(_receiveCancellation.Token);
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+            // The client went away or the connection is being closed: same clean-up either way.
+        }
+        finally
+        {
+            await ReleaseSubscriptionsAsync();
+            RequestClose(CloseCodes.Normal, null, dropQueued: false);
+        }
+
+        if (await Task.WhenAny(writer, Task.Delay(CloseTimeout * 2, CancellationToken.None)) != writer)
+        {
+            // The writer is stuck on a client that does not read: cut the TCP connection.
+            _socket.Abort();
+            await writer;
+        }
+
+        _queue.Close();
+    }
+
+    public void Dispose()
+    {
+        _publishSlots.Dispose();
+        _receiveCancellation.Dispose();
+    }
+
+    private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
+    {
+        var maxMessage = _services.Options.MaxInboundMessageBytes;
+        var buffer = ArrayPool<byte>.Shared.Rent(4 * 1024);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                // Zero-byte read: an idle connection holds no receive buffer.
+                await _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken);
+                var count = 0;
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    if (count == buffer.Length)
+                    {
+                        if (buffer.Length >= maxMessage)
+                        {
+                            RequestClose(CloseCodes.MessageTooBig, $"message larger than {maxMessage} bytes", dropQueued: false);
+                            return;
+                        }
+
+                        var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, maxMessage));
+                        buffer.AsSpan(0, count).CopyTo(larger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
+                    }
+
+                    var room = Math.Min(buffer.Length, maxMessage) - count;
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), cancellationToken);
+                    count += result.Count;
+                }
+                while (!result.EndOfMessage);
+
+                switch (result.MessageType)
+                {
+                    case WebSocketMessageType.Close:
+                        return;
+                    case WebSocketMessageType.Binary:
+                        RequestClose(CloseCodes.UnsupportedData, "binary messages are not part of the JSON protocol", dropQueued: false);
+                        return;
+                }
+
+                await HandleAsync(buffer.AsMemory(0, count));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async Task HandleAsync(ReadOnlyMemory<byte> message)
+    {
+        if (!ClientFrameParser.TryParse(message, out var frame, out var error))
+        {
+            SendError(error.Id, error.Code, error.Message);
+            return;
+        }
+
+        switch (frame.Type)
+        {
+            case ClientFrameType.Ping:
+                Send(ServerFrames.ForCurrentThread().Pong(frame.Id));
+                break;
+            case ClientFrameType.Subscribe:
+                await SubscribeAsync(frame);
+                break;
+            case ClientFrameType.Unsubscribe:
+                await UnsubscribeAsync(frame);
+                break;
+            case ClientFrameType.Publish:
+                await PublishAsync(frame);
+                break;
+        }
+    }
+
+    private async Task SubscribeAsync(ClientFrame frame)
+    {
+        var channel = frame.Channel!;
+        if (!Authorize(frame.Id, channel))
+        {
+            return;
+        }
+
+        if (!_subscriptions.Contains(channel))
+        {
+            try
+            {
+                await _services.Hub.SubscribeAsync(channel, this);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                SendError(frame.Id, ErrorCodes.Unavailable, "The routing table is unavailable; retry.");
+                return;
+            }
+
+            _subscriptions.Add(channel);
+        }
+
+        Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
+    }
+
+    private async Task UnsubscribeAsync(ClientFrame frame)
+    {
+        var channel = frame.Channel!;
+        if (!_subscriptions.Remove(channel))
+        {
+            SendError(frame.Id, ErrorCodes.NotSubscribed, "Not subscribed to this channel.");
+            return;
+        }
+
+        try
+        {
+            await _services.Hub.UnsubscribeAsync(channel, this);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // Locally unsubscribed either way; the stale route is cleared at the node's next start.
+            LogRouteRemovalFailed(e.Message);
+        }
+
+        Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
+    }
+
+    private async Task PublishAsync(ClientFrame frame)
+    {
+        var channel = frame.Channel!;
+        if (!Authorize(frame.Id, channel))
+        {
+            return;
+        }
+
+        if (frame.Data.Length > _services.Options.MaxPayloadBytes)
+        {
+            SendError(frame.Id, ErrorCodes.PayloadTooLarge, $"The payload is larger than {_services.Options.MaxPayloadBytes} bytes.");
+            return;
+        }
+
+        var envelope = _services.Events.Create(
+            _identity,
+            PublishOrigin.Websocket,
+            channel,
+            frame.Event!,
+            ByteString.CopyFrom(frame.Data.Span),
+            EventFactory.JsonContentType,
+            schemaVersion: 0,
+            frame.ClientMsgId);
+
+        // Reading pauses while too many publishes await Kafka: the client's own backpressure.
+        await _publishSlots.WaitAsync(_receiveCancellation.Token);
+
+        // ProduceAsync enqueues synchronously, so publishes of this connection reach Kafka in
+        // the order they were read; only the acknowledgements are awaited concurrently.
+        _ = AcknowledgeAsync(frame.Id, envelope);
+    }
+
+    private async Task AcknowledgeAsync(string? requestId, EventEnvelope envelope)
+    {
+        try
+        {
+            var position = await _services.Publisher.PublishAsync(envelope);
+            Send(ServerFrames.ForCurrentThread().Ack(requestId, envelope.EventId, position));
+        }
+        catch (PublishFailedException e)
+        {
+            LogPublishFailed(Id, e.Message);
+            SendError(requestId, ErrorCodes.Unavailable, "Kafka did not acknowledge the event; it may or may not have been published.");
+        }
+        finally
+        {
+            try
+            {
+                _publishSlots.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The connection ended while the acknowledgement was pending.
+            }
+        }
+    }
+
+    private bool Authorize(string? requestId, string channel)
+    {
+        if (!ChannelName.IsValid(channel))
+        {
+            SendError(requestId, ErrorCodes.InvalidChannel, "Invalid channel name.");
+            return false;
+        }
+
+        if (!_identity.Channels.Allows(channel))
+        {
+            SendError(requestId, ErrorCodes.NotAuthorized, "The token does not grant this channel.");
+            return false;
+        }
+
+        return true;
+    }
+
+    private void SendError(string? id, string code, string message) =>
+        Send(ServerFrames.ForCurrentThread().Error(id, code, message));
+
+    /// <summary>Queues a frame created for this connection alone and drops the creator's reference.</summary>
+    private void Send(SharedFrame frame)
+    {
+        Deliver(frame);
+        frame.Release();
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync())
+            {
+                while (reader.TryRead(out var frame))
+                {
+                    try
+                    {
+                        await _socket.SendAsync(frame.Memory, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+                    }
+                    finally
+                    {
+                        _queue.Sent(frame);
+                    }
+                }
+            }
+
+            if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                using var timeout = new CancellationTokenSource(CloseTimeout);
+                var code = Volatile.Read(ref _closeCode);
+                await _socket.CloseOutputAsync((WebSocketCloseStatus)(code == 0 ? CloseCodes.Normal : code), _closeReason, timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // The peer is gone; nothing left to send to.
+        }
+    }
+
+    private void RequestClose(int code, string? reason, bool dropQueued)
+    {
+        if (Interlocked.CompareExchange(ref _closeCode, code, 0) != 0)
+        {
+            return;
+        }
+
+        _closeReason = reason;
+        if (dropQueued)
+        {
+            _queue.Close();
+        }
+        else
+        {
+            _queue.Complete();
+        }
+
+        try
+        {
+            _receiveCancellation.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task ReleaseSubscriptionsAsync()
+    {
+        foreach (var channel in _subscriptions)
+        {
+            try
+            {
+                await _services.Hub.UnsubscribeAsync(channel, this);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                LogRouteRemovalFailed(e.Message);
+            }
+        }
+
+        _subscriptions.Clear();
+    }
+
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Warning, Message = "Connection {ConnectionId} is a slow consumer ({QueuedBytes} bytes queued); closing with 4008")]
+    private partial void LogSlowConsumer(string connectionId, long queuedBytes);
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Publish on connection {ConnectionId} failed: {Reason}")]
+    private partial void LogPublishFailed(string connectionId, string reason);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Could not remove a route: {Reason}")]
+    private partial void LogRouteRemovalFailed(string reason);
+
+}
+
+/// <summary>What every connection of a node shares.</summary>
+internal sealed record ConnectionServices(
+    ChannelHub Hub,
+    IngressPublisher Publisher,
+    EventFactory Events,
+    NodeIdentity Node,
+    GatewayOptions Options,
+    ILogger Logger);

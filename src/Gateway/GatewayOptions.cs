@@ -1,0 +1,85 @@
+using System.ComponentModel.DataAnnotations;
+using Realtime.Contracts;
+
+namespace Realtime.Gateway;
+
+/// <summary>Settings of one gateway node. Section <c>Gateway</c>.</summary>
+public sealed class GatewayOptions : IValidatableObject
+{
+    public const string Section = "Gateway";
+
+    /// <summary>
+    /// Stable id of this delivery node; names its delivery topic. Falls back to the
+    /// <c>POD_NAME</c> environment variable (a StatefulSet pod name). Must stay the same
+    /// across restarts so the node resumes its own topic.
+    /// </summary>
+    public string? NodeId { get; set; }
+
+    /// <summary>WebSocket and HTTP endpoint (HTTP/1.1).</summary>
+    [Required]
+    public string HttpEndpoint { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>gRPC endpoint (HTTP/2 without TLS unless the URL says https).</summary>
+    [Required]
+    public string GrpcEndpoint { get; set; } = "http://127.0.0.1:9080";
+
+    /// <summary>Largest inbound WebSocket message; larger ones close the connection with 1009.</summary>
+    [Range(1_024, 16 * 1024 * 1024)]
+    public int MaxInboundMessageBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Largest event payload accepted from any publisher (WebSocket or gRPC).</summary>
+    [Range(1, 16 * 1024 * 1024)]
+    public int MaxPayloadBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Most events in one gRPC PublishBatch.</summary>
+    [Range(1, 100_000)]
+    public int MaxBatchEvents { get; set; } = 1_000;
+
+    /// <summary>
+    /// Bytes a connection may have queued for sending. Past it the client is not keeping up
+    /// and is closed with 4008 (slow consumer) so it cannot hold memory or delay others.
+    /// </summary>
+    [Range(16 * 1024, 256 * 1024 * 1024)]
+    public int SendQueueLimitBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Publishes of one connection awaiting their Kafka acknowledgement; reading pauses above it.</summary>
+    [Range(1, 10_000)]
+    public int MaxInFlightPublishesPerConnection { get; set; } = 256;
+
+    /// <summary>TTL of the node's liveness key; the fanout stops routing to a node whose key expired.</summary>
+    public TimeSpan LivenessTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often the liveness key is refreshed (and lost routes re-registered).</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>WebSocket protocol-level ping interval (keeps NATs and proxies from dropping idle sockets).</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(25);
+
+    public string ResolveNodeId() =>
+        !string.IsNullOrWhiteSpace(NodeId) ? NodeId : Environment.GetEnvironmentVariable("POD_NAME") ?? string.Empty;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (!Contracts.NodeId.IsValid(ResolveNodeId()))
+        {
+            yield return new ValidationResult(
+                "Gateway:NodeId (or POD_NAME) must be set to 1-64 characters from [a-zA-Z0-9._-].",
+                [nameof(NodeId)]);
+        }
+
+        if (HeartbeatInterval <= TimeSpan.Zero || HeartbeatInterval * 2 >= LivenessTtl)
+        {
+            yield return new ValidationResult(
+                "Gateway:HeartbeatInterval must be positive and less than half of Gateway:LivenessTtl.",
+                [nameof(HeartbeatInterval), nameof(LivenessTtl)]);
+        }
+
+        foreach (var (name, value) in new[] { (nameof(HttpEndpoint), HttpEndpoint), (nameof(GrpcEndpoint), GrpcEndpoint) })
+        {
+            if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                yield return new ValidationResult($"Gateway:{name} must be an absolute http(s) URL.", [name]);
+            }
+        }
+    }
+}

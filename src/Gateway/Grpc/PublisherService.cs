@@ -1,0 +1,133 @@
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Realtime.Contracts;
+using Realtime.Contracts.V1;
+using Realtime.Gateway.Auth;
+using Realtime.Gateway.Publishing;
+
+namespace Realtime.Gateway.Grpc;
+
+/// <summary>
+/// The gRPC <c>realtime.v1.Publisher</c> service for backend services: the same path into the
+/// ingress topic as a WebSocket publish, with the same channel rules and permissions.
+/// </summary>
+internal sealed class PublisherService(
+    TokenValidator tokens,
+    EventFactory events,
+    IngressPublisher publisher,
+    IOptions<GatewayOptions> options) : Publisher.PublisherBase
+{
+    private readonly GatewayOptions _options = options.Value;
+
+    public override async Task<PublishResponse> Publish(PublishRequest request, ServerCallContext context)
+    {
+        var identity = await AuthenticateAsync(context);
+        var envelope = Prepare(identity, request, index: null);
+        return await PublishOneAsync(envelope, context.CancellationToken);
+    }
+
+    public override async Task<PublishBatchResponse> PublishBatch(PublishBatchRequest request, ServerCallContext context)
+    {
+        var identity = await AuthenticateAsync(context);
+        if (request.Events.Count == 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "The batch holds no events."));
+        }
+
+        if (request.Events.Count > _options.MaxBatchEvents)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"A batch holds at most {_options.MaxBatchEvents} events."));
+        }
+
+        // Validate everything first: a batch is accepted whole or not at all.
+        var envelopes = new EventEnvelope[request.Events.Count];
+        for (var i = 0; i < envelopes.Length; i++)
+        {
+            envelopes[i] = Prepare(identity, request.Events[i], i);
+        }
+
+        // Started in order, so events of one channel keep their order within the batch.
+        var publishes = new Task<PublishResponse>[envelopes.Length];
+        for (var i = 0; i < envelopes.Length; i++)
+        {
+            publishes[i] = PublishOneAsync(envelopes[i], context.CancellationToken);
+        }
+
+        var response = new PublishBatchResponse();
+        response.Results.AddRange(await Task.WhenAll(publishes));
+        return response;
+    }
+
+    private async Task<PublishResponse> PublishOneAsync(EventEnvelope envelope, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var position = await publisher.PublishAsync(envelope, cancellationToken);
+            return new PublishResponse { EventId = envelope.EventId, Position = position };
+        }
+        catch (PublishFailedException)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "Kafka did not acknowledge the event; it may or may not have been published."));
+        }
+    }
+
+    private async Task<ClientIdentity> AuthenticateAsync(ServerCallContext context)
+    {
+        var token = HandshakeToken.FromMetadata(context.RequestHeaders.GetValue("authorization"));
+        var validation = await tokens.ValidateAsync(token);
+        return validation.Identity
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, $"Token refused: {validation.Failure}."));
+    }
+
+    private EventEnvelope Prepare(ClientIdentity identity, PublishRequest request, int? index)
+    {
+        var where = index is null ? string.Empty : $" (event {index})";
+        if (!ChannelName.IsValid(request.Channel))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"Invalid channel name{where}."));
+        }
+
+        if (!identity.Channels.Allows(request.Channel))
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"The token does not grant this channel{where}."));
+        }
+
+        if (string.IsNullOrEmpty(request.EventType) || request.EventType.Length > Protocol.ClientFrameParser.MaxEventTypeLength)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"event_type must hold 1-{Protocol.ClientFrameParser.MaxEventTypeLength} characters{where}."));
+        }
+
+        if (request.Payload.Length > _options.MaxPayloadBytes)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"The payload is larger than {_options.MaxPayloadBytes} bytes{where}."));
+        }
+
+        var contentType = string.IsNullOrEmpty(request.ContentType) ? EventFactory.JsonContentType : request.ContentType;
+        if (Protocol.ServerFrames.IsJson(contentType) && !IsJson(request.Payload))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"The payload is not valid JSON but its content type says it is{where}."));
+        }
+
+        return events.Create(identity, PublishOrigin.Grpc, request.Channel, request.EventType, request.Payload, contentType, request.SchemaVersion, request.IdempotencyKey);
+    }
+
+    private static bool IsJson(ByteString payload)
+    {
+        if (payload.IsEmpty)
+        {
+            return false;
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(payload.Span, new JsonReaderOptions { MaxDepth = Protocol.ClientFrameParser.MaxDepth });
+            return reader.Read() && reader.TrySkip() && !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using Realtime.Gateway;
+using Realtime.Gateway.Auth;
+using Realtime.Gateway.Connections;
+using Realtime.Gateway.Delivery;
+using Realtime.Gateway.Grpc;
+using Realtime.Gateway.Publishing;
+using Realtime.Gateway.Routing;
+using Realtime.Hosting;
+using StackExchange.Redis;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// Request logging would print query strings, and browsers put their token there.
+builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
+builder.Logging.AddFilter("Microsoft.AspNetCore.Routing", LogLevel.Warning);
+
+builder.Services.AddPipelineCore(builder.Configuration);
+builder.Services.AddOptions<GatewayOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddOptions<AuthOptions>().Bind(builder.Configuration.GetSection(AuthOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton(sp => new NodeIdentity(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ResolveNodeId()));
+builder.Services.AddSingleton<TokenValidator>();
+builder.Services.AddSingleton<RouteRegistry>();
+builder.Services.AddSingleton<ChannelHub>();
+builder.Services.AddSingleton<EventFactory>();
+builder.Services.AddSingleton<IngressPublisher>();
+builder.Services.AddSingleton<DeliveryStatus>();
+builder.Services.AddHostedService<NodeLivenessService>();
+builder.Services.AddHostedService<NodeTopicConsumer>();
+builder.Services.AddGrpc(o =>
+{
+    o.MaxReceiveMessageSize = 16 * 1024 * 1024;
+    o.EnableDetailedErrors = false;
+});
+builder.Services.AddGrpcHealthChecks().AddCheck("kafka-delivery", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+builder.Services.AddGrpcReflection();
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+
+var gatewayOptions = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
+var httpEndpoint = new Uri(gatewayOptions.HttpEndpoint);
+var grpcEndpoint = new Uri(gatewayOptions.GrpcEndpoint);
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    kestrel.AddServerHeader = false;
+    kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+    Listen(kestrel, httpEndpoint, HttpProtocols.Http1);
+    Listen(kestrel, grpcEndpoint, HttpProtocols.Http2);
+});
+
+var app = builder.Build();
+
+// The gRPC port serves gRPC only and the HTTP port everything else, whatever Host header a
+// proxy forwards.
+var grpcPort = grpcEndpoint.Port;
+app.Use((context, next) =>
+{
+    var onGrpcPort = context.Connection.LocalPort == grpcPort;
+    var isGrpc = context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
+    if (onGrpcPort != isGrpc)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
+    }
+
+    return next(context);
+});
+
+app.UseWebSockets();
+app.MapRealtimeWebSocket();
+app.MapGrpcService<PublisherService>();
+app.MapGrpcHealthChecksService();
+app.MapGrpcReflectionService();
+app.MapGet("/healthz", () => Results.Text("ok"));
+app.MapGet("/readyz", async (DeliveryStatus delivery, IConnectionMultiplexer redis, NodeIdentity node) =>
+{
+    if (delivery.AssignedPartitions == 0)
+    {
+        return Results.Text("delivery topic not assigned", statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    try
+    {
+        await redis.GetDatabase().PingAsync();
+    }
+    catch (RedisException)
+    {
+        return Results.Text("redis unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    return Results.Text($"ok node={node.Id}");
+});
+
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    var node = app.Services.GetRequiredService<NodeIdentity>();
+    Console.WriteLine($"gateway {node.Id} ready ws={WebSocketUrl(httpEndpoint)}{WebSocketEndpoint.Path} grpc={grpcEndpoint}");
+});
+
+await app.RunAsync();
+
+static void Listen(KestrelServerOptions kestrel, Uri endpoint, HttpProtocols protocols)
+{
+    void Configure(ListenOptions listen)
+    {
+        listen.Protocols = protocols;
+        if (endpoint.Scheme == Uri.UriSchemeHttps)
+        {
+            listen.UseHttps();
+        }
+    }
+
+    if (endpoint.Host is "localhost")
+    {
+        kestrel.ListenLocalhost(endpoint.Port, Configure);
+    }
+    else if (endpoint.Host is "*" or "+" or "0.0.0.0")
+    {
+        kestrel.ListenAnyIP(endpoint.Port, Configure);
+    }
+    else
+    {
+        kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port, Configure);
+    }
+}
+
+static string WebSocketUrl(Uri http) => (http.Scheme == Uri.UriSchemeHttps ? "wss://" : "ws://") + http.Authority;

@@ -1,0 +1,180 @@
+using System.Text.Json;
+
+namespace Realtime.Gateway.Protocol;
+
+public enum ClientFrameType
+{
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    Ping,
+}
+
+/// <summary>A parsed client → server frame of the JSON protocol v1.</summary>
+/// <remarks><see cref="Data"/> points into the buffer the frame was parsed from and is valid only until it is reused.</remarks>
+public readonly record struct ClientFrame(
+    ClientFrameType Type,
+    string? Id,
+    string? Channel,
+    string? Event,
+    ReadOnlyMemory<byte> Data,
+    string? ClientMsgId);
+
+/// <summary>Why a frame was rejected: the <c>error</c> frame to send (the id is echoed when it could be read).</summary>
+public readonly record struct FrameError(string? Id, string Code, string Message);
+
+/// <summary>
+/// Parses JSON protocol v1 frames. Unknown fields are ignored so that newer clients can talk
+/// to older nodes; missing or mistyped required fields are errors, never exceptions.
+/// </summary>
+public static class ClientFrameParser
+{
+    public const int MaxIdLength = 128;
+    public const int MaxEventTypeLength = 128;
+    public const int MaxDepth = 32;
+
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth, CommentHandling = JsonCommentHandling.Disallow };
+
+    public static bool TryParse(ReadOnlyMemory<byte> utf8, out ClientFrame frame, out FrameError error)
+    {
+        frame = default;
+        string? type = null, id = null, channel = null, eventType = null, clientMsgId = null;
+        ReadOnlyMemory<byte> data = default;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8.Span, ReaderOptions);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = new(null, ErrorCodes.BadRequest, "A frame must be a JSON object.");
+                return false;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    type = ReadString(ref reader, "type", 32);
+                }
+                else if (reader.ValueTextEquals("id"u8))
+                {
+                    id = ReadString(ref reader, "id", MaxIdLength);
+                }
+                else if (reader.ValueTextEquals("channel"u8))
+                {
+                    channel = ReadString(ref reader, "channel", 1024);
+                }
+                else if (reader.ValueTextEquals("event"u8))
+                {
+                    eventType = ReadString(ref reader, "event", MaxEventTypeLength);
+                }
+                else if (reader.ValueTextEquals("clientMsgId"u8))
+                {
+                    clientMsgId = ReadString(ref reader, "clientMsgId", MaxIdLength);
+                }
+                else if (reader.ValueTextEquals("data"u8))
+                {
+                    reader.Read();
+                    var start = (int)reader.TokenStartIndex;
+                    reader.Skip();
+                    data = utf8[start..(int)reader.BytesConsumed];
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                error = new(id, ErrorCodes.BadRequest, "Trailing data after the frame object.");
+                return false;
+            }
+        }
+        catch (FieldTypeException e)
+        {
+            error = new(id, ErrorCodes.BadRequest, e.Message);
+            return false;
+        }
+        catch (JsonException)
+        {
+            error = new(id, ErrorCodes.BadRequest, "The frame is not valid JSON.");
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader throws this for invalid UTF-8 inside strings.
+            error = new(id, ErrorCodes.BadRequest, "The frame is not valid JSON.");
+            return false;
+        }
+
+        ClientFrameType parsedType;
+        switch (type)
+        {
+            case null:
+                error = new(id, ErrorCodes.BadRequest, "Missing field 'type'.");
+                return false;
+            case "subscribe":
+                parsedType = ClientFrameType.Subscribe;
+                break;
+            case "unsubscribe":
+                parsedType = ClientFrameType.Unsubscribe;
+                break;
+            case "publish":
+                parsedType = ClientFrameType.Publish;
+                break;
+            case "ping":
+                parsedType = ClientFrameType.Ping;
+                break;
+            default:
+                error = new(id, ErrorCodes.UnknownType, "Unknown frame type.");
+                return false;
+        }
+
+        if (parsedType is not ClientFrameType.Ping && channel is null)
+        {
+            error = new(id, ErrorCodes.BadRequest, "Missing field 'channel'.");
+            return false;
+        }
+
+        if (parsedType is ClientFrameType.Publish && string.IsNullOrEmpty(eventType))
+        {
+            error = new(id, ErrorCodes.BadRequest, "Missing field 'event'.");
+            return false;
+        }
+
+        if (parsedType is ClientFrameType.Publish && data.IsEmpty)
+        {
+            data = "null"u8.ToArray();
+        }
+
+        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId);
+        error = default;
+        return true;
+    }
+
+    private static string ReadString(ref Utf8JsonReader reader, string field, int maxLength)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            reader.Skip();
+            throw new FieldTypeException($"Field '{field}' must be a string.");
+        }
+
+        if (reader.ValueSpan.Length > maxLength * 6)
+        {
+            throw new FieldTypeException($"Field '{field}' is too long (at most {maxLength} characters).");
+        }
+
+        var value = reader.GetString()!;
+        if (value.Length > maxLength)
+        {
+            throw new FieldTypeException($"Field '{field}' is too long (at most {maxLength} characters).");
+        }
+
+        return value;
+    }
+
+    private sealed class FieldTypeException(string message) : Exception(message);
+}

@@ -1,0 +1,54 @@
+namespace Realtime.Gateway.Protocol;
+
+/// <summary>Codes of <c>error</c> frames and their meaning (docs/protocol.md lists them for clients).</summary>
+public static class ErrorCodes
+{
+    /// <summary>The frame is not valid JSON, not an object, or a field has the wrong type or is missing.</summary>
+    public const string BadRequest = "bad_request";
+
+    /// <summary>The frame's <c>type</c> is not one this protocol version knows.</summary>
+    public const string UnknownType = "unknown_type";
+
+    /// <summary>The channel name breaks the naming rules.</summary>
+    public const string InvalidChannel = "invalid_channel";
+
+    /// <summary>The token does not grant this channel.</summary>
+    public const string NotAuthorized = "not_authorized";
+
+    /// <summary>Unsubscribe from a channel the connection is not subscribed to.</summary>
+    public const string NotSubscribed = "not_subscribed";
+
+    /// <summary>The event payload is larger than the node accepts.</summary>
+    public const string PayloadTooLarge = "payload_too_large";
+
+    /// <summary>Kafka or Redis did not answer in time; the request had no effect and may be retried.</summary>
+    public const string Unavailable = "unavailable";
+
+    /// <summary>Too many publishes awaiting acknowledgement on this connection.</summary>
+    public const string TooManyInFlight = "too_many_in_flight";
+}
+
+/// <summary>WebSocket close codes the gateway uses (docs/protocol.md lists them for clients).</summary>
+public static class CloseCodes
+{
+    /// <summary>1000: normal closure.</summary>
+    public const int Normal = 1000;
+
+    /// <summary>1001: the node is shutting down; reconnect (to any node).</summary>
+    public const int GoingAway = 1001;
+
+    /// <summary>1003: a binary message on the JSON protocol.</summary>
+    public const int UnsupportedData = 1003;
+
+    /// <summary>1007: a text message that is not valid UTF-8.</summary>
+    public const int InvalidPayload = 1007;
+
+    /// <summary>1009: an inbound message larger than the limit.</summary>
+    public const int MessageTooBig = 1009;
+
+    /// <summary>1011: an unexpected server error on this connection.</summary>
+    public const int InternalError = 1011;
+
+    /// <summary>4008: the client did not read fast enough and its send queue overflowed; reconnect and resume.</summary>
+    public const int SlowConsumer = 4008;
+}

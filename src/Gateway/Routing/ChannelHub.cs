@@ -1,0 +1,148 @@
+using System.Collections.Concurrent;
+using Realtime.Gateway.Connections;
+
+namespace Realtime.Gateway.Routing;
+
+/// <summary>Something that can receive frames: a client connection, whatever its transport.</summary>
+internal interface IFrameSink
+{
+    /// <summary>Queues a frame for sending. Never blocks; a sink that cannot keep up handles that itself (it closes).</summary>
+    void Deliver(SharedFrame frame);
+}
+
+/// <summary>
+/// The one seam between connections and the backbone. Connections subscribe and unsubscribe
+/// here; the delivery consumer dispatches here. The hub keeps the node's rows of the routing
+/// table in step with its local subscribers: the first local subscriber of a channel adds the
+/// node to the channel's route set before the subscribe completes, the last one leaving
+/// removes it.
+/// </summary>
+/// <remarks>
+/// Dispatch reads an immutable subscriber array swapped on change, so delivering an event
+/// takes no lock. Route transitions of one channel are serialised by that channel's gate;
+/// channels never wait for each other.
+/// </remarks>
+internal sealed class ChannelHub(RouteRegistry routes)
+{
+    private readonly ConcurrentDictionary<string, ChannelEntry> _channels = new(StringComparer.Ordinal);
+
+    /// <summary>Channels with at least one local subscriber and a registered route.</summary>
+    public int ChannelCount => _channels.Count;
+
+    /// <summary>Adds a subscriber; completes once the node's route for the channel is in Redis.</summary>
+    /// <returns>False when the sink was already subscribed.</returns>
+    public async Task<bool> SubscribeAsync(string channel, IFrameSink sink)
+    {
+        while (true)
+        {
+            var entry = _channels.GetOrAdd(channel, static _ => new ChannelEntry());
+            await entry.Gate.WaitAsync();
+            try
+            {
+                if (entry.Removed)
+                {
+                    continue;
+                }
+
+                if (Array.IndexOf(entry.Subscribers, sink) >= 0)
+                {
+                    return false;
+                }
+
+                if (!entry.RouteRegistered)
+                {
+                    // Throws when Redis is unreachable; the subscribe fails and nothing changed.
+                    await routes.AddAsync(channel);
+                    entry.RouteRegistered = true;
+                }
+
+                entry.Subscribers = [.. entry.Subscribers, sink];
+                return true;
+            }
+            finally
+            {
+                if (entry.Subscribers.Length == 0 && !entry.Removed)
+                {
+                    // Route registration failed for the first subscriber: leave no empty entry.
+                    entry.Removed = true;
+                    _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
+                }
+
+                entry.Gate.Release();
+            }
+        }
+    }
+
+    /// <summary>Removes a subscriber; the last one leaving removes the node's route.</summary>
+    /// <returns>False when the sink was not subscribed.</returns>
+    public async Task<bool> UnsubscribeAsync(string channel, IFrameSink sink)
+    {
+        if (!_channels.TryGetValue(channel, out var entry))
+        {
+            return false;
+        }
+
+        await entry.Gate.WaitAsync();
+        try
+        {
+            var index = Array.IndexOf(entry.Subscribers, sink);
+            if (entry.Removed || index < 0)
+            {
+                return false;
+            }
+
+            entry.Subscribers = entry.Subscribers.Length == 1 ? [] : [.. entry.Subscribers.Where((_, i) => i != index)];
+            if (entry.Subscribers.Length == 0)
+            {
+                entry.Removed = true;
+                _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
+                if (entry.RouteRegistered)
+                {
+                    entry.RouteRegistered = false;
+                    // Best effort: if Redis is down the route stays until it is cleared at the
+                    // node's next start; the fanout then writes a few events nobody reads.
+                    await routes.RemoveAsync(channel);
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>Queues a shared frame on every local subscriber of the channel.</summary>
+    /// <returns>How many subscribers it was queued for.</returns>
+    public int Dispatch(string channel, SharedFrame frame)
+    {
+        if (!_channels.TryGetValue(channel, out var entry))
+        {
+            return 0;
+        }
+
+        var subscribers = entry.Subscribers;
+        foreach (var sink in subscribers)
+        {
+            sink.Deliver(frame);
+        }
+
+        return subscribers.Length;
+    }
+
+    /// <summary>The channels this node must have routes for (to re-register after Redis lost them).</summary>
+    public IReadOnlyCollection<string> RoutedChannels() =>
+        [.. _channels.Where(c => c.Value.RouteRegistered).Select(c => c.Key)];
+
+    private sealed class ChannelEntry
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public volatile IFrameSink[] Subscribers = [];
+
+        public bool RouteRegistered;
+
+        public bool Removed;
+    }
+}
