@@ -40,6 +40,7 @@ public static class ClientFrameParser
         frame = default;
         string? type = null, id = null, channel = null, eventType = null, clientMsgId = null;
         ReadOnlyMemory<byte> data = default;
+        string? problem = null;
         try
         {
             var reader = new Utf8JsonReader(utf8.Span, ReaderOptions);
@@ -53,23 +54,23 @@ public static class ClientFrameParser
             {
                 if (reader.ValueTextEquals("type"u8))
                 {
-                    type = ReadString(ref reader, "type", 32);
+                    type = ReadString(ref reader, "type", 32, ref problem);
                 }
                 else if (reader.ValueTextEquals("id"u8))
                 {
-                    id = ReadString(ref reader, "id", MaxIdLength);
+                    id = ReadString(ref reader, "id", MaxIdLength, ref problem);
                 }
                 else if (reader.ValueTextEquals("channel"u8))
                 {
-                    channel = ReadString(ref reader, "channel", 1024);
+                    channel = ReadString(ref reader, "channel", 1024, ref problem);
                 }
                 else if (reader.ValueTextEquals("event"u8))
                 {
-                    eventType = ReadString(ref reader, "event", MaxEventTypeLength);
+                    eventType = ReadString(ref reader, "event", MaxEventTypeLength, ref problem);
                 }
                 else if (reader.ValueTextEquals("clientMsgId"u8))
                 {
-                    clientMsgId = ReadString(ref reader, "clientMsgId", MaxIdLength);
+                    clientMsgId = ReadString(ref reader, "clientMsgId", MaxIdLength, ref problem);
                 }
                 else if (reader.ValueTextEquals("data"u8))
                 {
@@ -91,11 +92,6 @@ public static class ClientFrameParser
                 return false;
             }
         }
-        catch (FieldTypeException e)
-        {
-            error = new(id, ErrorCodes.BadRequest, e.Message);
-            return false;
-        }
         catch (JsonException)
         {
             error = new(id, ErrorCodes.BadRequest, "The frame is not valid JSON.");
@@ -105,6 +101,13 @@ public static class ClientFrameParser
         {
             // Utf8JsonReader throws this for invalid UTF-8 inside strings.
             error = new(id, ErrorCodes.BadRequest, "The frame is not valid JSON.");
+            return false;
+        }
+
+        if (problem is not null)
+        {
+            // Reported after the whole frame was read, so the reply still carries the id.
+            error = new(id, ErrorCodes.BadRequest, problem);
             return false;
         }
 
@@ -153,28 +156,24 @@ public static class ClientFrameParser
         return true;
     }
 
-    private static string ReadString(ref Utf8JsonReader reader, string field, int maxLength)
+    /// <summary>Reads a string field; on a wrong type or length records the first problem and returns null.</summary>
+    private static string? ReadString(ref Utf8JsonReader reader, string field, int maxLength, ref string? problem)
     {
         reader.Read();
         if (reader.TokenType != JsonTokenType.String)
         {
             reader.Skip();
-            throw new FieldTypeException($"Field '{field}' must be a string.");
+            problem ??= $"Field '{field}' must be a string.";
+            return null;
         }
 
-        if (reader.ValueSpan.Length > maxLength * 6)
+        // Escapes make the raw value at most 6 bytes per character; check before decoding.
+        if (reader.ValueSpan.Length > maxLength * 6 || reader.GetString() is not { } value || value.Length > maxLength)
         {
-            throw new FieldTypeException($"Field '{field}' is too long (at most {maxLength} characters).");
-        }
-
-        var value = reader.GetString()!;
-        if (value.Length > maxLength)
-        {
-            throw new FieldTypeException($"Field '{field}' is too long (at most {maxLength} characters).");
+            problem ??= $"Field '{field}' is too long (at most {maxLength} characters).";
+            return null;
         }
 
         return value;
     }
-
-    private sealed class FieldTypeException(string message) : Exception(message);
 }

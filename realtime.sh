@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Realtime Pipeline: one entry point for developers and CI.
+#
+#   ./realtime.sh up                 start the whole stack locally (embedded Kafka, redis-server,
+#                                    one fanout, gateways gw-0 and gw-1), in the foreground
+#   ./realtime.sh test               build and run the whole test suite
+#   ./realtime.sh token --user alice --channels 'room:*'
+#                                    print a dev token the stack started by `up` accepts
+#   ./realtime.sh rtctl <args...>    run the operator's CLI from this checkout
+#
+# `up` uses embedded defaults. To point the same binaries at a real Kafka and Redis set
+# KAFKA_BOOTSTRAP_SERVERS and/or REDIS_CONFIGURATION (StackExchange.Redis syntax): the
+# embedded broker / local redis-server are then not started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_DIR="$ROOT/.run"
+CONFIGURATION="${CONFIGURATION:-Release}"
+KEY_FILE="$RUN_DIR/dev-signing-key"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'realtime.sh: %s\n' "$*" >&2; exit 1; }
+
+out_dll() { # <project dir> <assembly name>
+  printf '%s/%s/bin/%s/net10.0/%s.dll' "$ROOT" "$1" "$CONFIGURATION" "$2"
+}
+
+ensure_dotnet() {
+  command -v dotnet >/dev/null 2>&1 || die "the .NET 10 SDK is required (https://dotnet.microsoft.com/download); 'dotnet' is not on PATH"
+}
+
+apt_install() { # <package>...
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing $* (apt-get)..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    die "missing $*: install it with 'sudo apt-get install -y $*' (or your distribution's package)"
+  fi
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  command -v redis-server >/dev/null 2>&1 || die "redis-server is still missing after installing it"
+}
+
+ensure_key() {
+  mkdir -p "$RUN_DIR"
+  if [ ! -s "$KEY_FILE" ]; then
+    # A random key per checkout: no secret is ever committed.
+    head -c 48 /dev/urandom | base64 | tr -d '\n=' >"$KEY_FILE"
+    chmod 600 "$KEY_FILE"
+  fi
+}
+
+free_port() {
+  python3 - <<'PY' 2>/dev/null || shuf -i 20000-29999 -n 1
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+build() { # <project or solution>...
+  for target in "$@"; do
+    dotnet build "$ROOT/$target" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build of $target failed"
+  done
+}
+
+# --- up ---------------------------------------------------------------------------------
+PIDS=()
+NAMES=()
+
+start() { # <name> <command...>; output goes to the terminal (prefixed) and .run/logs/<name>.log
+  local name="$1"; shift
+  mkdir -p "$RUN_DIR/logs"
+  : >"$RUN_DIR/logs/$name.log"
+  "$@" > >(tee -a "$RUN_DIR/logs/$name.log" | sed -u "s/^/[$name] /") 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+}
+
+wait_for_log() { # <name> <pattern> <seconds>
+  local deadline=$((SECONDS + $3))
+  until grep -q "$2" "$RUN_DIR/logs/$1.log" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || die "$1 did not become ready within $3 s (see .run/logs/$1.log)"
+    sleep 0.2
+  done
+}
+
+stop_all() {
+  trap - INT TERM EXIT
+  [ ${#PIDS[@]} -gt 0 ] || return 0
+  say ""
+  say "stopping ${NAMES[*]}..."
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+  done
+  local deadline=$((SECONDS + 15))
+  for pid in "${PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  say "stopped."
+}
+
+cmd_up() {
+  ensure_dotnet
+  ensure_key
+  local kafka="${KAFKA_BOOTSTRAP_SERVERS:-}" redis="${REDIS_CONFIGURATION:-}"
+  [ -n "$redis" ] || ensure_redis
+
+  say "building..."
+  build src/Gateway/Realtime.Gateway.csproj src/Fanout/Realtime.Fanout.csproj tools/EmbeddedKafka/Realtime.EmbeddedKafka.csproj tools/Rtctl/Realtime.Ctl.csproj
+
+  local ports=(8080 8081 9080 9081 8090)
+  [ -n "$kafka" ] || ports+=(9092)
+  for p in "${ports[@]}"; do
+    ! port_busy "$p" || die "port 127.0.0.1:$p is in use; stop whatever holds it (another './realtime.sh up'?)"
+  done
+
+  trap stop_all INT TERM EXIT
+
+  if [ -z "$kafka" ]; then
+    kafka="127.0.0.1:9092"
+    start kafka dotnet "$(out_dll tools/EmbeddedKafka Realtime.EmbeddedKafka)" --listen "$kafka" --topic rt.ingress:12
+    wait_for_log kafka "embedded-kafka ready" 30
+  fi
+  if [ -z "$redis" ]; then
+    local redis_port; redis_port="$(free_port)"
+    start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes
+    wait_for_log redis "Ready to accept connections" 15
+    redis="127.0.0.1:$redis_port"
+  fi
+
+  export Kafka__BootstrapServers="$kafka" Redis__Configuration="$redis"
+  # The embedded broker serves no CreateTopics; a real cluster gets its topics created.
+  if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then export Kafka__ProvisionTopics=false; fi
+
+  start fanout dotnet "$(out_dll src/Fanout Realtime.Fanout)" --Fanout:InstanceId=fanout-0 --Fanout:HttpEndpoint=http://127.0.0.1:8090
+  local i
+  for i in 0 1; do
+    Auth__SigningKey="$(cat "$KEY_FILE")" start "gw-$i" dotnet "$(out_dll src/Gateway Realtime.Gateway)" \
+      --Gateway:NodeId="gw-$i" --Gateway:HttpEndpoint="http://127.0.0.1:808$i" --Gateway:GrpcEndpoint="http://127.0.0.1:908$i"
+  done
+  for i in 0 1; do wait_for_log "gw-$i" "gateway gw-$i ready" 60; done
+  wait_for_log fanout "Fanout assigned partitions" 60
+
+  cat <<INFO
+
+Realtime Pipeline is up (embedded defaults: in-memory Kafka, for development only).
+  gw-0   WebSocket ws://127.0.0.1:8080/ws   gRPC 127.0.0.1:9080
+  gw-1   WebSocket ws://127.0.0.1:8081/ws   gRPC 127.0.0.1:9081
+  fanout health     http://127.0.0.1:8090/readyz
+  kafka  $kafka    redis $redis
+  logs   .run/logs/
+
+Get a token:      ./realtime.sh token --user alice --channels 'room:*'
+Publish (gRPC):   ./realtime.sh rtctl publish room:1 '{"text":"hi"}' --key-file .run/dev-signing-key
+Ctrl-C stops everything started here.
+INFO
+
+  # Stop the whole stack if any of its processes dies.
+  wait -n "${PIDS[@]}" || true
+  say "a process of the stack exited; stopping the rest"
+}
+
+# --- token / rtctl ------------------------------------------------------------------------
+run_rtctl() {
+  local dll; dll="$(out_dll tools/Rtctl rtctl)"
+  [ -f "$dll" ] || build tools/Rtctl/Realtime.Ctl.csproj
+  dotnet "$dll" "$@"
+}
+
+cmd_token() {
+  ensure_dotnet
+  ensure_key
+  run_rtctl token --key-file "$KEY_FILE" "$@"
+}
+
+# --- test -----------------------------------------------------------------------------------
+cmd_test() {
+  ensure_dotnet
+  ensure_redis
+  say "building (configuration $CONFIGURATION)..."
+  dotnet build "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build failed"
+  mkdir -p "$ROOT/TestResults"
+  local log="$ROOT/TestResults/test-output.log" status=0
+  # Projects run one after another: integration tests start real processes and two cores are
+  # all there is.
+  dotnet test --solution "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --no-build --max-parallel-test-modules 1 \
+    --results-directory "$ROOT/TestResults" --report-trx --timeout 30m "$@" 2>&1 | tee "$log" || status=$?
+  summarize "$log"
+  return "$status"
+}
+
+summarize() { # totals over every test module, as one plain line
+  python3 - "$1" <<'PY' || true
+import re, sys
+total = failed = passed = skipped = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"total: (\d+), failed: (\d+), succeeded: (\d+), skipped: (\d+)", line)
+    if m and "Test run summary" not in line:
+        t, f, p, s = map(int, m.groups())
+        total += t; failed += f; passed += p; skipped += s
+print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
+PY
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  token) shift; cmd_token "$@" ;;
+  rtctl) shift; ensure_dotnet; run_rtctl "$@" ;;
+  *)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    [ -n "${1:-}" ] && exit 2 || exit 0
+    ;;
+esac

@@ -1,0 +1,183 @@
+using System.Security.Cryptography;
+using Confluent.Kafka;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Realtime.Contracts;
+using Realtime.Contracts.V1;
+using Realtime.Hosting;
+using Realtime.Testing;
+
+namespace Realtime.EndToEnd.Tests;
+
+/// <summary>
+/// A whole pipeline on loopback for one test class: gateways and fanout workers as real
+/// processes (the built binaries), against the shared real Kafka-protocol broker and
+/// redis-server, isolated from other tests by a namespace of its own.
+/// </summary>
+public sealed class PipelineStack : IAsyncDisposable
+{
+    public const int IngressPartitions = 8;
+    private const string Issuer = "realtime-test";
+    private const string Audience = "realtime";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly TestInfrastructure _infrastructure;
+    private readonly List<ManagedProcess> _fanouts = [];
+    private readonly List<GatewayNode> _gateways = [];
+    private readonly List<GrpcChannel> _channels = [];
+
+    private PipelineStack(TestInfrastructure infrastructure, string @namespace)
+    {
+        _infrastructure = infrastructure;
+        Names = new PipelineNames(@namespace);
+        SigningKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
+    }
+
+    public PipelineNames Names { get; }
+
+    public string SigningKey { get; }
+
+    public IReadOnlyList<GatewayNode> Gateways => _gateways;
+
+    public IReadOnlyList<ManagedProcess> Fanouts => _fanouts;
+
+    public string KafkaBootstrap => _infrastructure.Kafka.BootstrapServers;
+
+    public string RedisConfiguration => _infrastructure.Redis.ConnectionString;
+
+    public static async Task<PipelineStack> StartAsync(TestInfrastructure infrastructure, string hint, int gateways = 2, int fanouts = 1)
+    {
+        var stack = new PipelineStack(infrastructure, infrastructure.NewNamespace(hint));
+        try
+        {
+            await infrastructure.Kafka.EnsureTopicAsync(stack.Names.IngressTopic, IngressPartitions);
+            for (var i = 0; i < gateways; i++)
+            {
+                await infrastructure.Kafka.EnsureTopicAsync(stack.Names.NodeTopic(NodeId(i)), 4);
+            }
+
+            for (var i = 0; i < fanouts; i++)
+            {
+                stack.StartFanout(i);
+            }
+
+            for (var i = 0; i < gateways; i++)
+            {
+                stack.StartGateway(i);
+            }
+
+            foreach (var gateway in stack._gateways)
+            {
+                await gateway.Process.WaitForLineAsync(l => l.Contains($"gateway {gateway.NodeId} ready", StringComparison.Ordinal), StartTimeout);
+                await gateway.Process.WaitForHttpOkAsync(new Uri(gateway.Http, "/readyz"), StartTimeout);
+            }
+
+            foreach (var fanout in stack._fanouts)
+            {
+                await fanout.WaitForLineAsync(l => l.Contains("Fanout assigned partitions", StringComparison.Ordinal), StartTimeout);
+            }
+
+            return stack;
+        }
+        catch
+        {
+            await stack.DisposeAsync();
+            throw;
+        }
+    }
+
+    public static string NodeId(int index) => $"gw-{index}";
+
+    public ManagedProcess StartFanout(int index)
+    {
+        var process = ManagedProcess.Start(ProcessSpec.DotnetDll(
+            $"{Names.Namespace}-fanout-{index}",
+            RepoPaths.ProjectOutput("src/Fanout", "Realtime.Fanout.dll"),
+            CommonEnvironment(new Dictionary<string, string?>
+            {
+                ["Fanout__InstanceId"] = $"fanout-{index}",
+                ["Fanout__HttpEndpoint"] = $"http://127.0.0.1:{FreePort.Next()}",
+            })));
+        _fanouts.Add(process);
+        return process;
+    }
+
+    private void StartGateway(int index)
+    {
+        var nodeId = NodeId(index);
+        var http = new Uri($"http://127.0.0.1:{FreePort.Next()}");
+        var grpc = new Uri($"http://127.0.0.1:{FreePort.Next()}");
+        var process = ManagedProcess.Start(ProcessSpec.DotnetDll(
+            $"{Names.Namespace}-{nodeId}",
+            RepoPaths.ProjectOutput("src/Gateway", "Realtime.Gateway.dll"),
+            CommonEnvironment(new Dictionary<string, string?>
+            {
+                ["Gateway__NodeId"] = nodeId,
+                ["Gateway__HttpEndpoint"] = http.ToString(),
+                ["Gateway__GrpcEndpoint"] = grpc.ToString(),
+                ["Auth__SigningKey"] = SigningKey,
+                ["Auth__Issuer"] = Issuer,
+                ["Auth__Audience"] = Audience,
+            })));
+        _gateways.Add(new GatewayNode(nodeId, http, grpc, process));
+    }
+
+    private Dictionary<string, string?> CommonEnvironment(Dictionary<string, string?> extra)
+    {
+        extra["Pipeline__Namespace"] = Names.Namespace;
+        extra["Kafka__BootstrapServers"] = KafkaBootstrap;
+        extra["Kafka__ProvisionTopics"] = _infrastructure.Kafka.Kind == KafkaBrokerKind.Embedded ? "false" : "true";
+        extra["Kafka__IngressPartitions"] = IngressPartitions.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        extra["Redis__Configuration"] = RedisConfiguration;
+        extra["Logging__Console__FormatterName"] = "simple";
+        extra["DOTNET_gcServer"] = "0";
+        return extra;
+    }
+
+    public string Token(string subject, params string[] channelPatterns) =>
+        DevTokens.Mint(SigningKey, subject, channelPatterns, TimeSpan.FromMinutes(30), Issuer, Audience);
+
+    public string TokenWith(string subject, string[] channelPatterns, TimeSpan lifetime, string? issuer = Issuer, string? audience = Audience, string? key = null, DateTime? notBefore = null) =>
+        DevTokens.Mint(key ?? SigningKey, subject, channelPatterns, lifetime, issuer, audience, notBefore: notBefore);
+
+    public Task<TestClient> ConnectAsync(int gateway, string subject, params string[] channelPatterns) =>
+        TestClient.ConnectAsync(_gateways[gateway].WebSocket, Token(subject, channelPatterns));
+
+    public Publisher.PublisherClient PublisherClient(int gateway)
+    {
+        var channel = GrpcChannel.ForAddress(_gateways[gateway].Grpc);
+        _channels.Add(channel);
+        return new Publisher.PublisherClient(channel);
+    }
+
+    public Metadata ServiceAuth(params string[] channelPatterns) =>
+        new() { { "authorization", $"Bearer {Token("backend-service", channelPatterns)}" } };
+
+    /// <summary>Sum of high watermarks over a topic's partitions: how many records were ever written to it.</summary>
+    public long TopicEndOffsets(string topic)
+    {
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = KafkaBootstrap }).Build();
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = KafkaBootstrap, GroupId = $"{Names.Namespace}.probe" }).Build();
+        return metadata.Topics.Single().Partitions
+            .Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        foreach (var process in _gateways.Select(g => g.Process).Concat(_fanouts))
+        {
+            await process.DisposeAsync();
+        }
+    }
+}
+
+public sealed record GatewayNode(string NodeId, Uri Http, Uri Grpc, ManagedProcess Process)
+{
+    public Uri WebSocket => new($"ws://{Http.Authority}/ws");
+}

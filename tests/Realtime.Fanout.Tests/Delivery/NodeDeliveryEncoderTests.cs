@@ -1,0 +1,37 @@
+using Google.Protobuf;
+using Realtime.Contracts.V1;
+using Realtime.Fanout.Delivery;
+
+namespace Realtime.Fanout.Tests.Delivery;
+
+public sealed class NodeDeliveryEncoderTests
+{
+    [Theory]
+    [InlineData(0, 0L)]
+    [InlineData(3, 1L)]
+    [InlineData(11, 123_456_789_012L)]
+    public void Encodes_the_same_bytes_as_the_generated_message(int partition, long offset)
+    {
+        var envelope = new EventEnvelope
+        {
+            EventId = "e1",
+            Channel = "room:1",
+            EventType = "message.created",
+            Payload = ByteString.CopyFromUtf8("{\"text\":\"hi\"}"),
+            ContentType = "application/json",
+            PublishedAtUnixMs = 1_700_000_000_000,
+            Publisher = new PublisherIdentity { Subject = "alice", NodeId = "gw-0", Origin = PublishOrigin.Websocket },
+        };
+        var expected = new NodeDelivery
+        {
+            Event = envelope,
+            Ingress = new KafkaPosition { Topic = "rt.ingress", Partition = partition, Offset = offset },
+            RoutedAtUnixMs = 1_700_000_000_123,
+        };
+
+        var encoded = new NodeDeliveryEncoder("rt.ingress").Encode(envelope.ToByteArray(), partition, offset, 1_700_000_000_123);
+
+        Assert.Equal(expected.ToByteArray(), encoded);
+        Assert.Equal(expected, NodeDelivery.Parser.ParseFrom(encoded));
+    }
+}

@@ -1,0 +1,58 @@
+using Realtime.Gateway.Connections;
+
+namespace Realtime.Gateway.Tests.Connections;
+
+public sealed class OutboundQueueTests
+{
+    [Fact]
+    public void Refuses_frames_past_its_byte_limit_and_counts_bytes_back_when_sent()
+    {
+        var queue = new OutboundQueue(limitBytes: 100);
+        var frame = SharedFrame.Copy(new byte[60]);
+
+        Assert.True(queue.TryEnqueue(frame));
+        Assert.False(queue.TryEnqueue(frame));
+        Assert.Equal(60, queue.QueuedBytes);
+
+        Assert.True(queue.Reader.TryRead(out var taken));
+        queue.Sent(taken!);
+        Assert.Equal(0, queue.QueuedBytes);
+        Assert.True(queue.TryEnqueue(frame));
+        queue.Close();
+        Assert.Equal(0, queue.QueuedBytes);
+        frame.Release();
+    }
+
+    [Fact]
+    public void A_shared_frame_returns_its_buffer_only_after_the_last_holder_released_it()
+    {
+        var frame = SharedFrame.Copy([1, 2, 3]);
+        var a = new OutboundQueue(1_000);
+        var b = new OutboundQueue(1_000);
+        Assert.True(a.TryEnqueue(frame));
+        Assert.True(b.TryEnqueue(frame));
+        frame.Release();
+
+        Assert.True(a.Reader.TryRead(out var fromA));
+        a.Sent(fromA!);
+        Assert.Equal(new byte[] { 1, 2, 3 }, frame.Memory.ToArray());
+
+        Assert.True(b.Reader.TryRead(out var fromB));
+        b.Sent(fromB!);
+        Assert.Throws<ObjectDisposedException>(() => frame.Memory);
+        Assert.Throws<InvalidOperationException>(frame.Release);
+    }
+
+    [Fact]
+    public void A_completed_queue_refuses_new_frames_but_keeps_queued_ones()
+    {
+        var queue = new OutboundQueue(1_000);
+        var frame = SharedFrame.Copy([1]);
+        Assert.True(queue.TryEnqueue(frame));
+        queue.Complete();
+        Assert.False(queue.TryEnqueue(frame));
+        Assert.True(queue.Reader.TryRead(out var queued));
+        queue.Sent(queued!);
+        frame.Release();
+    }
+}
