@@ -40,7 +40,7 @@ internal sealed partial class FanoutWorker(
     private readonly NodeDeliveryEncoder _encoder = new(names.IngressTopic);
     private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _capacity = new(0);
-    private IConsumer<byte[], byte[]>? _consumer;
+    private volatile IConsumer<byte[], byte[]>? _consumer;
     private int _rewindRequested;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -70,6 +70,7 @@ internal sealed partial class FanoutWorker(
             LogStopping(instance);
             producer.Flush(FlushTimeout);
             consumer.Close();
+            _consumer = null;
             status.SetAssigned(0);
             LogStopped(instance);
         }
@@ -330,6 +331,10 @@ internal sealed partial class FanoutWorker(
         catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_State)
         {
             // The partition was revoked meanwhile; its new owner re-reads from the last commit.
+        }
+        catch (ObjectDisposedException)
+        {
+            // A late delivery report after shutdown: the group re-reads from the last commit.
         }
     }
 

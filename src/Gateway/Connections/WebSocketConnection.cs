@@ -97,10 +97,15 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             while (!cancellationToken.IsCancellationRequested)
             {
                 // Zero-byte read: an idle connection holds no receive buffer.
-                await _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken);
+                var result = await _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+
+                // The zero-byte read consumed nothing; an empty message already reports its end.
                 var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
+                while (!result.EndOfMessage)
                 {
                     if (count == buffer.Length)
                     {
@@ -120,7 +125,6 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
                     result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), cancellationToken);
                     count += result.Count;
                 }
-                while (!result.EndOfMessage);
 
                 switch (result.MessageType)
                 {
