@@ -90,8 +90,10 @@ wait_for_log() { # <name> <pattern> <seconds>
   done
 }
 
+STOPPING=
 stop_all() {
   trap - INT TERM EXIT
+  STOPPING=1
   [ ${#PIDS[@]} -gt 0 ] || return 0
   say ""
   say "stopping ${NAMES[*]}..."
@@ -165,7 +167,7 @@ INFO
 
   # Stop the whole stack if any of its processes dies.
   wait -n "${PIDS[@]}" || true
-  say "a process of the stack exited; stopping the rest"
+  [ -n "$STOPPING" ] || say "a process of the stack exited; stopping the rest"
 }
 
 # --- token / rtctl ------------------------------------------------------------------------

@@ -5,7 +5,12 @@ using Realtime.Fanout.Routing;
 using Realtime.Hosting;
 using StackExchange.Redis;
 
-var builder = WebApplication.CreateSlimBuilder(args);
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    Args = args,
+    // appsettings.json sits next to the binary, wherever the process is started from.
+    ContentRootPath = AppContext.BaseDirectory,
+});
 builder.Services.AddPipelineCore(builder.Configuration);
 builder.Services.AddOptions<FanoutOptions>()
     .Bind(builder.Configuration.GetSection(FanoutOptions.Section))

@@ -11,7 +11,12 @@ using Realtime.Gateway.Routing;
 using Realtime.Hosting;
 using StackExchange.Redis;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    // appsettings.json sits next to the binary, wherever the process is started from.
+    ContentRootPath = AppContext.BaseDirectory,
+});
 
 // Request logging would print query strings, and browsers put their token there.
 builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);

@@ -9,7 +9,7 @@ public sealed class FanoutGroupTests(TestInfrastructure infrastructure, ITestOut
     [Fact]
     public async Task Two_fanout_instances_share_the_partitions_and_the_stream_continues_when_one_stops()
     {
-        await using var stack = await PipelineStack.StartAsync(infrastructure, "fanout-group", gateways: 2, fanouts: 2);
+        await using var stack = await LocalPipeline.StartAsync(infrastructure, "fanout-group", gateways: 2, fanouts: 2);
 
         // Both members own partitions once the group settled.
         await stack.Fanouts[0].WaitForLineAsync(OwnsSome, TimeSpan.FromSeconds(30));

@@ -11,9 +11,9 @@ namespace Realtime.EndToEnd.Tests;
 /// The spine, end to end: gateways → ingress topic → fanout → Redis routes → node topics →
 /// sockets, with every component real and on loopback.
 /// </summary>
-public sealed class PipelineTests(SharedStack shared, ITestOutputHelper output) : IClassFixture<SharedStack>
+public sealed class PipelineTests(SharedPipeline shared, ITestOutputHelper output) : IClassFixture<SharedPipeline>
 {
-    private PipelineStack Stack => shared.Stack;
+    private LocalPipeline Stack => shared.Stack;
 
     private static string NewChannel(string prefix = "room") => $"{prefix}:{Guid.NewGuid():N}";
 

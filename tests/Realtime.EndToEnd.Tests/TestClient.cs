@@ -126,7 +126,7 @@ public sealed class TestClient : IAsyncDisposable
     public async Task<JsonObject> NextEventAsync(TimeSpan? timeout = null) =>
         await _events.Reader.ReadAsync().AsTask().WaitAsync(timeout ?? DefaultTimeout);
 
-    /// <summary>True when an event arrives within <paramref name="window"/>; used to show that none does.</summary>
+    /// <summary>Takes an already received event, if any, without waiting.</summary>
     public bool TryTakeEvent(out JsonObject? frame) => _events.Reader.TryRead(out frame);
 
     public async Task<List<JsonObject>> TakeEventsAsync(int count, TimeSpan timeout)

@@ -14,7 +14,7 @@ namespace Realtime.EndToEnd.Tests;
 /// processes (the built binaries), against the shared real Kafka-protocol broker and
 /// redis-server, isolated from other tests by a namespace of its own.
 /// </summary>
-public sealed class PipelineStack : IAsyncDisposable
+public sealed class LocalPipeline : IAsyncDisposable
 {
     public const int IngressPartitions = 8;
     private const string Issuer = "realtime-test";
@@ -26,7 +26,7 @@ public sealed class PipelineStack : IAsyncDisposable
     private readonly List<GatewayNode> _gateways = [];
     private readonly List<GrpcChannel> _channels = [];
 
-    private PipelineStack(TestInfrastructure infrastructure, string @namespace)
+    private LocalPipeline(TestInfrastructure infrastructure, string @namespace)
     {
         _infrastructure = infrastructure;
         Names = new PipelineNames(@namespace);
@@ -45,9 +45,9 @@ public sealed class PipelineStack : IAsyncDisposable
 
     public string RedisConfiguration => _infrastructure.Redis.ConnectionString;
 
-    public static async Task<PipelineStack> StartAsync(TestInfrastructure infrastructure, string hint, int gateways = 2, int fanouts = 1)
+    public static async Task<LocalPipeline> StartAsync(TestInfrastructure infrastructure, string hint, int gateways = 2, int fanouts = 1)
     {
-        var stack = new PipelineStack(infrastructure, infrastructure.NewNamespace(hint));
+        var stack = new LocalPipeline(infrastructure, infrastructure.NewNamespace(hint));
         try
         {
             await infrastructure.Kafka.EnsureTopicAsync(stack.Names.IngressTopic, IngressPartitions);
@@ -150,7 +150,7 @@ public sealed class PipelineStack : IAsyncDisposable
         return new Publisher.PublisherClient(channel);
     }
 
-    public Metadata ServiceAuth(params string[] channelPatterns) =>
+    public Grpc.Core.Metadata ServiceAuth(params string[] channelPatterns) =>
         new() { { "authorization", $"Bearer {Token("backend-service", channelPatterns)}" } };
 
     /// <summary>Sum of high watermarks over a topic's partitions: how many records were ever written to it.</summary>
