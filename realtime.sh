@@ -191,6 +191,7 @@ cmd_test() {
   dotnet build "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build failed"
   mkdir -p "$ROOT/TestResults"
   local log="$ROOT/TestResults/test-output.log" status=0
+  rm -f "$ROOT"/TestResults/*.trx
   # Projects run one after another: integration tests start real processes and two cores are
   # all there is.
   dotnet test --solution "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --no-build --max-parallel-test-modules 1 \
@@ -199,16 +200,15 @@ cmd_test() {
   return "$status"
 }
 
-summarize() { # totals over every test module, as one plain line
+summarize() { # totals of the final "Test run summary" block, as one plain line
   python3 - "$1" <<'PY' || true
 import re, sys
-total = failed = passed = skipped = 0
-for line in open(sys.argv[1], errors="replace"):
-    m = re.search(r"total: (\d+), failed: (\d+), succeeded: (\d+), skipped: (\d+)", line)
-    if m and "Test run summary" not in line:
-        t, f, p, s = map(int, m.groups())
-        total += t; failed += f; passed += p; skipped += s
-print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
+text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", open(sys.argv[1], errors="replace").read())
+block = text.rsplit("Test run summary", 1)[1] if "Test run summary" in text else ""
+def count(name):
+    m = re.search(rf"^\s*{name}: (\d+)\s*$", block, re.M)
+    return int(m.group(1)) if m else 0
+print(f"tests: {count('succeeded')} passed, {count('failed') + count('error')} failed, {count('skipped')} skipped")
 PY
 }
 
