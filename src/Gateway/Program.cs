@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Realtime.Gateway;
 using Realtime.Gateway.Auth;
@@ -9,7 +10,6 @@ using Realtime.Gateway.Grpc;
 using Realtime.Gateway.Publishing;
 using Realtime.Gateway.Routing;
 using Realtime.Hosting;
-using StackExchange.Redis;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
@@ -40,7 +40,7 @@ builder.Services.AddGrpc(o =>
     o.MaxReceiveMessageSize = 16 * 1024 * 1024;
     o.EnableDetailedErrors = false;
 });
-builder.Services.AddGrpcHealthChecks().AddCheck("kafka-delivery", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+builder.Services.AddGrpcHealthChecks().AddCheck<GatewayReadiness>("gateway");
 builder.Services.AddGrpcReflection();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
 
@@ -79,23 +79,13 @@ app.MapGrpcService<PublisherService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 app.MapGet("/healthz", () => Results.Text("ok"));
-app.MapGet("/readyz", async (DeliveryStatus delivery, IConnectionMultiplexer redis, NodeIdentity node) =>
+app.MapGet("/readyz", async (HealthCheckService health) =>
 {
-    if (delivery.AssignedPartitions == 0)
-    {
-        return Results.Text("delivery topic not assigned", statusCode: StatusCodes.Status503ServiceUnavailable);
-    }
-
-    try
-    {
-        await redis.GetDatabase().PingAsync();
-    }
-    catch (RedisException)
-    {
-        return Results.Text("redis unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
-    }
-
-    return Results.Text($"ok node={node.Id}");
+    var report = await health.CheckHealthAsync();
+    var entry = report.Entries.Values.FirstOrDefault();
+    return report.Status == HealthStatus.Healthy
+        ? Results.Text($"ok {entry.Description}")
+        : Results.Text(entry.Description ?? "not ready", statusCode: StatusCodes.Status503ServiceUnavailable);
 });
 
 app.Lifetime.ApplicationStarted.Register(() =>

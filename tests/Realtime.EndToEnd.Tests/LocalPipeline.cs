@@ -45,7 +45,12 @@ public sealed class LocalPipeline : IAsyncDisposable
 
     public string RedisConfiguration => _infrastructure.Redis.ConnectionString;
 
-    public static async Task<LocalPipeline> StartAsync(TestInfrastructure infrastructure, string hint, int gateways = 2, int fanouts = 1)
+    public static async Task<LocalPipeline> StartAsync(
+        TestInfrastructure infrastructure,
+        string hint,
+        int gateways = 2,
+        int fanouts = 1,
+        Func<LocalPipeline, Task>? beforeStart = null)
     {
         var stack = new LocalPipeline(infrastructure, infrastructure.NewNamespace(hint));
         try
@@ -54,6 +59,11 @@ public sealed class LocalPipeline : IAsyncDisposable
             for (var i = 0; i < gateways; i++)
             {
                 await infrastructure.Kafka.EnsureTopicAsync(stack.Names.NodeTopic(NodeId(i)), 4);
+            }
+
+            if (beforeStart is not null)
+            {
+                await beforeStart(stack);
             }
 
             for (var i = 0; i < fanouts; i++)

@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using StackExchange.Redis;
+
+namespace Realtime.Gateway.Delivery;
+
+/// <summary>
+/// Ready means the node can do its job: its delivery topic is assigned and Redis answers.
+/// Served on <c>/readyz</c> and through the gRPC health service.
+/// </summary>
+internal sealed class GatewayReadiness(DeliveryStatus delivery, IConnectionMultiplexer redis, NodeIdentity node) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (delivery.AssignedPartitions == 0)
+        {
+            return HealthCheckResult.Unhealthy("delivery topic not assigned");
+        }
+
+        try
+        {
+            await redis.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            return HealthCheckResult.Unhealthy("redis unreachable");
+        }
+
+        return HealthCheckResult.Healthy($"node={node.Id}");
+    }
+}
