@@ -17,6 +17,7 @@ public sealed class PipelineNames
 
     private readonly string _routePrefix;
     private readonly string _nodePrefix;
+    private readonly string _channelPrefix;
 
     public PipelineNames(string? @namespace = null)
     {
@@ -33,6 +34,7 @@ public sealed class PipelineNames
         NodesKey = $"{Namespace}:nodes";
         _routePrefix = $"{Namespace}:route:{{";
         _nodePrefix = $"{Namespace}:node:";
+        _channelPrefix = $"{Namespace}:ch:{{";
         FanoutGroupId = $"{Namespace}.fanout";
     }
 
@@ -58,6 +60,15 @@ public sealed class PipelineNames
 
     /// <summary>Set of node ids that have local subscribers of <paramref name="channel"/> (step 3).</summary>
     public string RouteKey(string channel) => string.Concat(_routePrefix, channel, "}");
+
+    /// <summary>Hash of a channel's position: <c>seq</c> (last assigned), <c>epoch</c>, and the ingress <c>partition</c> and <c>offset</c> of its last event.</summary>
+    public string ChannelStateKey(string channel) => string.Concat(_channelPrefix, channel, "}:state");
+
+    /// <summary>Sorted set: score = seq, member = ingress offset of that event. Makes sequencing idempotent and locates an event in the ingress log.</summary>
+    public string ChannelIndexKey(string channel) => string.Concat(_channelPrefix, channel, "}:idx");
+
+    /// <summary>Sorted set: score = seq, member = <c>&lt;ingress offset&gt;|&lt;envelope bytes&gt;</c>. The recent-events window replay is served from.</summary>
+    public string ChannelRecentKey(string channel) => string.Concat(_channelPrefix, channel, "}:recent");
 
     /// <summary>String key with a TTL; present while the node is alive. The fanout skips nodes without it.</summary>
     public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":alive");

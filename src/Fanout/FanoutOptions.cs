@@ -35,6 +35,20 @@ public sealed class FanoutOptions
     /// </summary>
     public TimeSpan LivenessCacheTtl { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Events per channel kept in the Redis recent window, from which a reconnecting client is
+    /// served without touching Kafka. 0 turns the window off.
+    /// </summary>
+    [Range(0, 100_000)]
+    public int RecentEventsPerChannel { get; set; } = 1_000;
+
+    /// <summary>
+    /// Events per channel whose ingress offset stays indexed: how far back a position can be
+    /// located in the ingress log (and how far back a re-processed event finds its seq).
+    /// </summary>
+    [Range(1_000, 100_000_000)]
+    public int IndexedEventsPerChannel { get; set; } = 1_000_000;
+
     /// <summary>Wait between attempts while Redis cannot answer a route lookup.</summary>
     public TimeSpan RedisRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 

@@ -18,7 +18,7 @@ builder.Services.AddOptions<FanoutOptions>()
     .ValidateOnStart();
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<FanoutStatus>();
-builder.Services.AddSingleton<RouteTable>();
+builder.Services.AddSingleton<ChannelSequencer>();
 builder.Services.AddHostedService<FanoutWorker>();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
 builder.WebHost.UseUrls(builder.Configuration[$"{FanoutOptions.Section}:{nameof(FanoutOptions.HttpEndpoint)}"] ?? new FanoutOptions().HttpEndpoint);

@@ -30,6 +30,7 @@ builder.Services.AddSingleton(sp => new NodeIdentity(sp.GetRequiredService<IOpti
 builder.Services.AddSingleton<TokenValidator>();
 builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
+builder.Services.AddSingleton<ChannelHistory>();
 builder.Services.AddSingleton<EventFactory>();
 builder.Services.AddSingleton<IngressPublisher>();
 builder.Services.AddSingleton<DeliveryStatus>();

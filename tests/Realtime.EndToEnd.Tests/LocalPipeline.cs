@@ -25,6 +25,7 @@ public sealed class LocalPipeline : IAsyncDisposable
     private readonly List<ManagedProcess> _fanouts = [];
     private readonly List<GatewayNode> _gateways = [];
     private readonly List<GrpcChannel> _channels = [];
+    private IReadOnlyDictionary<string, string?>? _settings;
 
     private LocalPipeline(TestInfrastructure infrastructure, string @namespace)
     {
@@ -50,9 +51,10 @@ public sealed class LocalPipeline : IAsyncDisposable
         string hint,
         int gateways = 2,
         int fanouts = 1,
-        Func<LocalPipeline, Task>? beforeStart = null)
+        Func<LocalPipeline, Task>? beforeStart = null,
+        IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var stack = new LocalPipeline(infrastructure, infrastructure.NewNamespace(hint));
+        var stack = new LocalPipeline(infrastructure, infrastructure.NewNamespace(hint)) { _settings = settings };
         try
         {
             await infrastructure.Kafka.EnsureTopicAsync(stack.Names.IngressTopic, IngressPartitions);
@@ -141,6 +143,11 @@ public sealed class LocalPipeline : IAsyncDisposable
         extra["Redis__Configuration"] = RedisConfiguration;
         extra["Logging__Console__FormatterName"] = "simple";
         extra["DOTNET_gcServer"] = "0";
+        foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
+        {
+            extra[key] = value;
+        }
+
         return extra;
     }
 

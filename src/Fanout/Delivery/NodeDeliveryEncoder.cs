@@ -12,7 +12,7 @@ internal sealed class NodeDeliveryEncoder(string ingressTopic)
 {
     private readonly ByteString _ingressTopic = ByteString.CopyFromUtf8(ingressTopic);
 
-    public byte[] Encode(byte[] envelope, int ingressPartition, long ingressOffset, long routedAtUnixMs)
+    public byte[] Encode(byte[] envelope, int ingressPartition, long ingressOffset, long routedAtUnixMs, ulong seq, string epoch)
     {
         var positionSize =
             (1 + CodedOutputStream.ComputeBytesSize(_ingressTopic)) +
@@ -21,7 +21,9 @@ internal sealed class NodeDeliveryEncoder(string ingressTopic)
         var size =
             1 + CodedOutputStream.ComputeLengthSize(envelope.Length) + envelope.Length +
             1 + CodedOutputStream.ComputeLengthSize(positionSize) + positionSize +
-            1 + CodedOutputStream.ComputeInt64Size(routedAtUnixMs);
+            1 + CodedOutputStream.ComputeInt64Size(routedAtUnixMs) +
+            (seq == 0 ? 0 : 1 + CodedOutputStream.ComputeUInt64Size(seq)) +
+            (epoch.Length == 0 ? 0 : 1 + CodedOutputStream.ComputeStringSize(epoch));
 
         var buffer = new byte[size];
         var output = new CodedOutputStream(buffer);
@@ -46,6 +48,18 @@ internal sealed class NodeDeliveryEncoder(string ingressTopic)
 
         output.WriteTag(NodeDelivery.RoutedAtUnixMsFieldNumber, WireFormat.WireType.Varint);
         output.WriteInt64(routedAtUnixMs);
+        if (seq != 0)
+        {
+            output.WriteTag(NodeDelivery.SeqFieldNumber, WireFormat.WireType.Varint);
+            output.WriteUInt64(seq);
+        }
+
+        if (epoch.Length != 0)
+        {
+            output.WriteTag(NodeDelivery.EpochFieldNumber, WireFormat.WireType.LengthDelimited);
+            output.WriteString(epoch);
+        }
+
         output.CheckNoSpaceLeft();
         return buffer;
     }

@@ -26,7 +26,7 @@ internal sealed partial class FanoutWorker(
     IOptions<KafkaOptions> kafkaOptions,
     IOptions<FanoutOptions> fanoutOptions,
     PipelineNames names,
-    RouteTable routeTable,
+    ChannelSequencer sequencer,
     TopicProvisioner provisioner,
     FanoutStatus status,
     TimeProvider time,
@@ -118,9 +118,9 @@ internal sealed partial class FanoutWorker(
     private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
     {
         var batch = new List<ConsumeResult<byte[], byte[]>>(_options.MaxBatchSize);
-        var channels = new List<string>(_options.MaxBatchSize);
-        var channelOf = new string[_options.MaxBatchSize];
-        var routes = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var records = new List<(long Offset, byte[] Envelope)>(_options.MaxBatchSize);
+        var channels = new List<ChannelWork>();
+        var byChannel = new Dictionary<(string Channel, int Partition), ChannelWork>();
 
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -142,26 +142,43 @@ internal sealed partial class FanoutWorker(
             }
 
             channels.Clear();
-            routes.Clear();
+            byChannel.Clear();
+            records.Clear();
             for (var i = 0; i < batch.Count; i++)
             {
-                var channel = Encoding.UTF8.GetString(batch[i].Message.Key ?? []);
-                channelOf[i] = channel;
-                if (routes.TryAdd(channel, []))
+                var record = batch[i];
+                records.Add((record.Offset.Value, record.Message.Value ?? []));
+                var key = (Encoding.UTF8.GetString(record.Message.Key ?? []), record.Partition.Value);
+                if (!byChannel.TryGetValue(key, out var work))
                 {
-                    channels.Add(channel);
+                    work = new ChannelWork(key.Item1, key.Item2);
+                    byChannel[key] = work;
+                    channels.Add(work);
                 }
+
+                work.Records.Add(i);
             }
 
-            if (!TryResolve(channels, routes, stoppingToken))
+            if (!TrySequence(channels, records, stoppingToken))
             {
                 return;
             }
 
+            // Dispatch in ingress order, so per-partition progress sees offsets ascending.
             var routedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var workOf = new (ChannelWork Work, int Position)[batch.Count];
+            foreach (var work in channels)
+            {
+                for (var j = 0; j < work.Records.Count; j++)
+                {
+                    workOf[work.Records[j]] = (work, j);
+                }
+            }
+
             for (var i = 0; i < batch.Count; i++)
             {
-                Dispatch(consumer, producer, batch[i], routes[channelOf[i]], routedAt, stoppingToken);
+                var (work, position) = workOf[i];
+                Dispatch(consumer, producer, batch[i], work, position, routedAt, stoppingToken);
             }
 
             status.RecordBatch(batch.Count);
@@ -197,7 +214,7 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private bool TryResolve(List<string> channels, Dictionary<string, string[]> routes, CancellationToken stoppingToken)
+    private bool TrySequence(List<ChannelWork> channels, List<(long Offset, byte[] Envelope)> records, CancellationToken stoppingToken)
     {
         // Without routes the batch cannot be delivered, and skipping it would lose it: wait
         // for Redis instead. Consumer heartbeats run on librdkafka's threads meanwhile.
@@ -206,7 +223,7 @@ internal sealed partial class FanoutWorker(
         {
             try
             {
-                routeTable.ResolveAsync(channels, routes).GetAwaiter().GetResult();
+                sequencer.SequenceAsync(channels, records).GetAwaiter().GetResult();
                 return true;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
@@ -227,12 +244,16 @@ internal sealed partial class FanoutWorker(
         IConsumer<byte[], byte[]> consumer,
         IProducer<byte[], byte[]> producer,
         ConsumeResult<byte[], byte[]> record,
-        string[] targets,
+        ChannelWork work,
+        int position,
         long routedAt,
         CancellationToken stoppingToken)
     {
         var partition = record.Partition.Value;
         var offset = record.Offset.Value;
+        var seq = work.Seqs[position];
+        // Seq 0: sequenced so long ago that it left the index; it was delivered then.
+        var targets = seq == 0 ? [] : work.Targets;
         var safe = _progress.Add(partition, offset, targets.Length);
         if (safe >= 0)
         {
@@ -247,7 +268,7 @@ internal sealed partial class FanoutWorker(
         var message = new Message<byte[], byte[]>
         {
             Key = record.Message.Key,
-            Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt),
+            Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt, seq, work.Epoch),
             Headers = record.Message.Headers,
         };
         var generation = _progress.Generation;
@@ -382,7 +403,7 @@ internal sealed partial class FanoutWorker(
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Fanout lost partitions [{Partitions}]")]
     private partial void LogLost(string partitions);
 
-    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Redis cannot resolve routes ({Reason}); retrying, ingress consumption paused")]
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Redis cannot sequence and route ({Reason}); retrying, ingress consumption paused")]
     private partial void LogRedisUnavailable(string reason);
 
     [LoggerMessage(EventId = 1005, Level = LogLevel.Error, Message = "Write to {Topic} failed ({Reason}) for ingress {Partition}@{Offset}; rewinding")]

@@ -24,7 +24,8 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
     private readonly ClientIdentity _identity;
     private readonly ConnectionServices _services;
     private readonly OutboundQueue _queue;
-    private readonly HashSet<string> _subscriptions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ChannelCursor> _cursors = new(StringComparer.Ordinal);
+    private readonly Lock _cursorsGate = new();
     private readonly SemaphoreSlim _publishSlots;
     private readonly CancellationTokenSource _receiveCancellation = new();
     private readonly ILogger _logger;
@@ -44,7 +45,66 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
     public string Id { get; }
 
-    public void Deliver(SharedFrame frame)
+    public void DeliverEvent(string channel, SharedFrame frame, ulong seq, string epoch)
+    {
+        lock (_cursorsGate)
+        {
+            if (!_cursors.TryGetValue(channel, out var cursor))
+            {
+                return;
+            }
+
+            if (cursor.Buffered is { } buffered)
+            {
+                if (buffered.Count >= ChannelCursor.MaxBuffered)
+                {
+                    RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
+                    return;
+                }
+
+                frame.AddReference();
+                buffered.Add((frame, seq, epoch));
+                return;
+            }
+
+            if (!Advance(channel, cursor, seq, epoch))
+            {
+                return;
+            }
+
+            Enqueue(frame);
+        }
+    }
+
+    /// <summary>
+    /// Moves the cursor to an event about to be sent; false for a duplicate (at-least-once
+    /// hand-offs upstream may repeat an event; the client gets it once). Called under the lock.
+    /// </summary>
+    private bool Advance(string channel, ChannelCursor cursor, ulong seq, string epoch)
+    {
+        if (seq == 0)
+        {
+            return true;
+        }
+
+        if (cursor.Epoch.Length > 0 && cursor.Epoch != epoch)
+        {
+            // The channel's history was reset: the client must reload and continue from here.
+            Send(ServerFrames.ForCurrentThread().Resync(channel, "epoch_changed", new ChannelPosition(epoch, seq - 1)));
+            cursor.LastSeq = seq - 1;
+        }
+
+        cursor.Epoch = epoch;
+        if (seq <= cursor.LastSeq)
+        {
+            return false;
+        }
+
+        cursor.LastSeq = seq;
+        return true;
+    }
+
+    private void Enqueue(SharedFrame frame)
     {
         if (!_queue.TryEnqueue(frame) && Volatile.Read(ref _closeCode) == 0)
         {
@@ -177,28 +237,110 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             return;
         }
 
-        if (!_subscriptions.Contains(channel))
+        ChannelCursor cursor;
+        lock (_cursorsGate)
         {
-            try
+            if (_cursors.ContainsKey(channel))
             {
-                await _services.Hub.SubscribeAsync(channel, this);
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                SendError(frame.Id, ErrorCodes.Unavailable, "The routing table is unavailable; retry.");
+                // Already live: subscribing again changes nothing.
+                Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
                 return;
             }
 
-            _subscriptions.Add(channel);
+            // Live events are held from the moment the route exists until the replay is out.
+            cursor = new ChannelCursor();
+            _cursors[channel] = cursor;
         }
 
-        Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
+        ChannelPosition head;
+        List<ReplayedEvent>? replay = null;
+        try
+        {
+            // Route first, position second: every event after this position reaches this node.
+            await _services.Hub.SubscribeAsync(channel, this);
+            head = await _services.History.HeadAsync(channel);
+            if (frame.Since is { } since && since.Epoch == head.Epoch && since.Seq <= head.Seq)
+            {
+                replay = await _services.History.RecentAsync(channel, since.Seq, head.Seq);
+            }
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            lock (_cursorsGate)
+            {
+                ReleaseBuffered(cursor);
+                _cursors.Remove(channel);
+            }
+
+            try
+            {
+                await _services.Hub.UnsubscribeAsync(channel, this).WaitAsync(CloseTimeout);
+            }
+            catch (Exception cleanup) when (cleanup is RedisException or TimeoutException)
+            {
+                LogRouteRemovalFailed(cleanup.Message);
+            }
+
+            SendError(frame.Id, ErrorCodes.Unavailable, "The routing table is unavailable; retry.");
+            return;
+        }
+
+        var frames = ServerFrames.ForCurrentThread();
+        if (frame.Since is { } requested && replay is null)
+        {
+            // The position cannot be served: say so rather than leave a silent gap.
+            var reason = requested.Epoch != head.Epoch ? "epoch_changed" : requested.Seq > head.Seq ? "unknown_position" : "beyond_window";
+            Send(frames.Resync(channel, reason, head));
+        }
+
+        foreach (var replayed in replay ?? [])
+        {
+            Send(frames.Event(replayed.Envelope, replayed.Seq, head.Epoch));
+        }
+
+        Send(frames.Ok(frame.Id, channel, head));
+        lock (_cursorsGate)
+        {
+            cursor.Epoch = head.Epoch;
+            cursor.LastSeq = head.Seq;
+            var buffered = cursor.Buffered!;
+            cursor.Buffered = null;
+            foreach (var (live, seq, epoch) in buffered)
+            {
+                if (Advance(channel, cursor, seq, epoch))
+                {
+                    Enqueue(live);
+                }
+
+                live.Release();
+            }
+        }
+    }
+
+    private static void ReleaseBuffered(ChannelCursor cursor)
+    {
+        foreach (var (frame, _, _) in cursor.Buffered ?? [])
+        {
+            frame.Release();
+        }
+
+        cursor.Buffered = null;
     }
 
     private async Task UnsubscribeAsync(ClientFrame frame)
     {
         var channel = frame.Channel!;
-        if (!_subscriptions.Remove(channel))
+        bool removed;
+        lock (_cursorsGate)
+        {
+            removed = _cursors.Remove(channel, out var cursor);
+            if (cursor is not null)
+            {
+                ReleaseBuffered(cursor);
+            }
+        }
+
+        if (!removed)
         {
             SendError(frame.Id, ErrorCodes.NotSubscribed, "Not subscribed to this channel.");
             return;
@@ -297,7 +439,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
     /// <summary>Queues a frame created for this connection alone and drops the creator's reference.</summary>
     private void Send(SharedFrame frame)
     {
-        Deliver(frame);
+        Enqueue(frame);
         frame.Release();
     }
 
@@ -362,7 +504,19 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
     private async Task ReleaseSubscriptionsAsync()
     {
-        foreach (var channel in _subscriptions)
+        string[] channels;
+        lock (_cursorsGate)
+        {
+            channels = [.. _cursors.Keys];
+            foreach (var cursor in _cursors.Values)
+            {
+                ReleaseBuffered(cursor);
+            }
+
+            _cursors.Clear();
+        }
+
+        foreach (var channel in channels)
         {
             try
             {
@@ -374,7 +528,6 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             }
         }
 
-        _subscriptions.Clear();
     }
 
     [LoggerMessage(EventId = 4000, Level = LogLevel.Warning, Message = "Connection {ConnectionId} is a slow consumer ({QueuedBytes} bytes queued); closing with 4008")]
@@ -391,6 +544,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 /// <summary>What every connection of a node shares.</summary>
 internal sealed record ConnectionServices(
     ChannelHub Hub,
+    ChannelHistory History,
     IngressPublisher Publisher,
     EventFactory Events,
     NodeIdentity Node,

@@ -21,6 +21,7 @@ internal static partial class WebSocketEndpoint
         HttpContext context,
         TokenValidator tokens,
         ChannelHub hub,
+        ChannelHistory history,
         IngressPublisher publisher,
         EventFactory events,
         NodeIdentity node,
@@ -59,7 +60,7 @@ internal static partial class WebSocketEndpoint
         using var connection = new WebSocketConnection(
             socket,
             identity,
-            new ConnectionServices(hub, publisher, events, node, options.Value, logger));
+            new ConnectionServices(hub, history, publisher, events, node, options.Value, logger));
         LogConnected(logger, connection.Id, identity.Subject);
         await connection.RunAsync(lifetime.ApplicationStopping);
         LogDisconnected(logger, connection.Id);

@@ -160,10 +160,10 @@ internal sealed partial class NodeTopicConsumer(
             return;
         }
 
-        var frame = frames.Event(envelope);
+        var frame = frames.Event(envelope, delivery.Seq, delivery.Epoch);
         try
         {
-            hub.Dispatch(envelope.Channel, frame);
+            hub.Dispatch(envelope.Channel, frame, delivery.Seq, delivery.Epoch);
         }
         finally
         {

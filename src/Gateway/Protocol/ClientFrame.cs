@@ -18,7 +18,11 @@ public readonly record struct ClientFrame(
     string? Channel,
     string? Event,
     ReadOnlyMemory<byte> Data,
-    string? ClientMsgId);
+    string? ClientMsgId,
+    ChannelPosition? Since = null);
+
+/// <summary>A position in a channel: the epoch of its history and the seq of an event in it.</summary>
+public readonly record struct ChannelPosition(string Epoch, ulong Seq);
 
 /// <summary>Why a frame was rejected: the <c>error</c> frame to send (the id is echoed when it could be read).</summary>
 public readonly record struct FrameError(string? Id, string Code, string Message);
@@ -40,6 +44,7 @@ public static class ClientFrameParser
         frame = default;
         string? type = null, id = null, channel = null, eventType = null, clientMsgId = null;
         ReadOnlyMemory<byte> data = default;
+        ChannelPosition? since = null;
         string? problem = null;
         try
         {
@@ -71,6 +76,10 @@ public static class ClientFrameParser
                 else if (reader.ValueTextEquals("clientMsgId"u8))
                 {
                     clientMsgId = ReadString(ref reader, "clientMsgId", MaxIdLength, ref problem);
+                }
+                else if (reader.ValueTextEquals("since"u8))
+                {
+                    since = ReadPosition(ref reader, ref problem);
                 }
                 else if (reader.ValueTextEquals("data"u8))
                 {
@@ -151,9 +160,62 @@ public static class ClientFrameParser
             data = "null"u8.ToArray();
         }
 
-        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId);
+        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId, since);
         error = default;
         return true;
+    }
+
+    /// <summary>Reads <c>{"epoch":"...","seq":N}</c>; null is accepted as "no position".</summary>
+    private static ChannelPosition? ReadPosition(ref Utf8JsonReader reader, ref string? problem)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            problem ??= "Field 'since' must be an object {\"epoch\":\"...\",\"seq\":N}.";
+            return null;
+        }
+
+        string? epoch = null;
+        ulong? seq = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("epoch"u8))
+            {
+                epoch = ReadString(ref reader, "since.epoch", MaxIdLength, ref problem);
+            }
+            else if (reader.ValueTextEquals("seq"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.Number && reader.TryGetUInt64(out var value))
+                {
+                    seq = value;
+                }
+                else
+                {
+                    reader.Skip();
+                    problem ??= "Field 'since.seq' must be a non-negative integer.";
+                }
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        if (epoch is null || seq is null)
+        {
+            problem ??= "Field 'since' needs both 'epoch' and 'seq'.";
+            return null;
+        }
+
+        return new ChannelPosition(epoch, seq.Value);
     }
 
     /// <summary>Reads a string field; on a wrong type or length records the first problem and returns null.</summary>

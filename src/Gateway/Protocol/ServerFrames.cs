@@ -38,11 +38,28 @@ internal sealed class ServerFrames
         return End();
     }
 
-    public SharedFrame Ok(string? id, string channel)
+    public SharedFrame Ok(string? id, string channel, ChannelPosition? position = null)
     {
         Begin("ok");
         WriteId(id);
         _writer.WriteString("channel"u8, channel);
+        if (position is { } p)
+        {
+            _writer.WriteString("epoch"u8, p.Epoch);
+            _writer.WriteNumber("seq"u8, p.Seq);
+        }
+
+        return End();
+    }
+
+    /// <summary>The client's position cannot be served: it must reload the channel's state and continue from the fresh position given.</summary>
+    public SharedFrame Resync(string channel, string reason, ChannelPosition position)
+    {
+        Begin("resync");
+        _writer.WriteString("channel"u8, channel);
+        _writer.WriteString("reason"u8, reason);
+        _writer.WriteString("epoch"u8, position.Epoch);
+        _writer.WriteNumber("seq"u8, position.Seq);
         return End();
     }
 
@@ -75,11 +92,17 @@ internal sealed class ServerFrames
     }
 
     /// <summary>The frame every subscriber of the event's channel receives.</summary>
-    public SharedFrame Event(EventEnvelope envelope)
+    public SharedFrame Event(EventEnvelope envelope, ulong seq, string epoch)
     {
         Begin("event");
         _writer.WriteString("channel"u8, envelope.Channel);
         _writer.WriteString("eventId"u8, envelope.EventId);
+        if (seq != 0)
+        {
+            _writer.WriteNumber("seq"u8, seq);
+            _writer.WriteString("epoch"u8, epoch);
+        }
+
         _writer.WriteString("event"u8, envelope.EventType);
         if (IsJson(envelope.ContentType))
         {

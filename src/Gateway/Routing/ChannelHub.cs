@@ -3,11 +3,16 @@ using Realtime.Gateway.Connections;
 
 namespace Realtime.Gateway.Routing;
 
-/// <summary>Something that can receive frames: a client connection, whatever its transport.</summary>
+/// <summary>Something that can receive a channel's events: a client connection, whatever its transport.</summary>
 internal interface IFrameSink
 {
-    /// <summary>Queues a frame for sending. Never blocks; a sink that cannot keep up handles that itself (it closes).</summary>
-    void Deliver(SharedFrame frame);
+    /// <summary>
+    /// Queues an event frame of a subscribed channel. <paramref name="seq"/> is the event's
+    /// position in <paramref name="epoch"/> (0 for transient events), so the sink can drop
+    /// duplicates and keep its own cursor. Never blocks; a sink that cannot keep up handles that
+    /// itself (it closes).
+    /// </summary>
+    void DeliverEvent(string channel, SharedFrame frame, ulong seq, string epoch);
 }
 
 /// <summary>
@@ -113,9 +118,9 @@ internal sealed class ChannelHub(RouteRegistry routes)
         }
     }
 
-    /// <summary>Queues a shared frame on every local subscriber of the channel.</summary>
-    /// <returns>How many subscribers it was queued for.</returns>
-    public int Dispatch(string channel, SharedFrame frame)
+    /// <summary>Queues a shared event frame on every local subscriber of the channel.</summary>
+    /// <returns>How many subscribers it was offered to.</returns>
+    public int Dispatch(string channel, SharedFrame frame, ulong seq, string epoch)
     {
         if (!_channels.TryGetValue(channel, out var entry))
         {
@@ -125,7 +130,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
         var subscribers = entry.Subscribers;
         foreach (var sink in subscribers)
         {
-            sink.Deliver(frame);
+            sink.DeliverEvent(channel, frame, seq, epoch);
         }
 
         return subscribers.Length;

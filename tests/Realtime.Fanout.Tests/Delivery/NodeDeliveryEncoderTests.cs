@@ -7,10 +7,10 @@ namespace Realtime.Fanout.Tests.Delivery;
 public sealed class NodeDeliveryEncoderTests
 {
     [Theory]
-    [InlineData(0, 0L)]
-    [InlineData(3, 1L)]
-    [InlineData(11, 123_456_789_012L)]
-    public void Encodes_the_same_bytes_as_the_generated_message(int partition, long offset)
+    [InlineData(0, 0L, 0UL, "")]
+    [InlineData(3, 1L, 1UL, "e1")]
+    [InlineData(11, 123_456_789_012L, 9_000_000_000UL, "0193abcdef012345")]
+    public void Encodes_the_same_bytes_as_the_generated_message(int partition, long offset, ulong seq, string epoch)
     {
         var envelope = new EventEnvelope
         {
@@ -27,9 +27,11 @@ public sealed class NodeDeliveryEncoderTests
             Event = envelope,
             Ingress = new KafkaPosition { Topic = "rt.ingress", Partition = partition, Offset = offset },
             RoutedAtUnixMs = 1_700_000_000_123,
+            Seq = seq,
+            Epoch = epoch,
         };
 
-        var encoded = new NodeDeliveryEncoder("rt.ingress").Encode(envelope.ToByteArray(), partition, offset, 1_700_000_000_123);
+        var encoded = new NodeDeliveryEncoder("rt.ingress").Encode(envelope.ToByteArray(), partition, offset, 1_700_000_000_123, seq, epoch);
 
         Assert.Equal(expected.ToByteArray(), encoded);
         Assert.Equal(expected, NodeDelivery.Parser.ParseFrom(encoded));

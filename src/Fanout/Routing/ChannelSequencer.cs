@@ -1,0 +1,206 @@
+using Microsoft.Extensions.Options;
+using Realtime.Contracts;
+using StackExchange.Redis;
+
+namespace Realtime.Fanout.Routing;
+
+/// <summary>The events of one channel in a batch, in ingress order, and what sequencing decided for them.</summary>
+internal sealed class ChannelWork(string channel, int partition)
+{
+    public string Channel { get; } = channel;
+
+    public int Partition { get; } = partition;
+
+    /// <summary>Indexes into the batch, in ingress order.</summary>
+    public List<int> Records { get; } = [];
+
+    /// <summary>Seq of each record (0 when the record was sequenced long ago and is no longer indexed).</summary>
+    public List<ulong> Seqs { get; } = [];
+
+    public string Epoch { get; set; } = string.Empty;
+
+    /// <summary>Live nodes with subscribers at the moment the batch was sequenced.</summary>
+    public string[] Targets { get; set; } = [];
+}
+
+/// <summary>
+/// Step 3, with positions: one Redis script per channel of a batch (all pipelined in one round
+/// trip) assigns each new event the next <c>seq</c> of its channel, returns the seq an already
+/// sequenced event got before, records the event in the channel's index and recent window, and
+/// reads the channel's route set, all atomically.
+/// </summary>
+/// <remarks>
+/// Idempotence: a channel's events all come from one ingress partition, in offset order, so an
+/// event whose offset is not beyond the channel's last sequenced offset was sequenced before
+/// (by this worker before a crash, or by the partition's previous owner); its seq is looked up
+/// by offset instead of assigned again. No two events of a channel share a seq.
+/// Atomic with the route read: a gateway registers its route, then reads the channel's seq. Any
+/// event sequenced after that read was sequenced after the route existed, so it is routed to
+/// that gateway; every event up to that seq can be replayed. There is no window in between.
+/// </remarks>
+internal sealed class ChannelSequencer(
+    IConnectionMultiplexer redis,
+    PipelineNames names,
+    IOptions<FanoutOptions> options,
+    TimeProvider time)
+{
+    // KEYS: state, index, recent, route.  ARGV: epoch candidate, recent limit, index limit,
+    // ingress partition, then (offset, envelope) pairs.  Returns {epoch, routes, seq...}.
+    private const string Script = """
+        local epoch = redis.call('HGET', KEYS[1], 'epoch')
+        local seq, last = 0, -1
+        if epoch then
+          seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or 0)
+          if redis.call('HGET', KEYS[1], 'partition') == ARGV[4] then
+            last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
+          end
+        else
+          epoch = ARGV[1]
+        end
+        local recentLimit = tonumber(ARGV[2])
+        local result = {epoch, redis.call('SMEMBERS', KEYS[4])}
+        for i = 5, #ARGV, 2 do
+          local offset = tonumber(ARGV[i])
+          if offset <= last then
+            local known = redis.call('ZSCORE', KEYS[2], ARGV[i])
+            result[#result + 1] = known and tonumber(known) or 0
+          else
+            seq = seq + 1
+            last = offset
+            redis.call('ZADD', KEYS[2], seq, ARGV[i])
+            if recentLimit > 0 then
+              redis.call('ZADD', KEYS[3], seq, ARGV[i] .. '|' .. ARGV[i + 1])
+            end
+            result[#result + 1] = seq
+          end
+        end
+        redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', seq, 'partition', ARGV[4], 'offset', last)
+        if recentLimit > 0 then
+          redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -recentLimit - 1)
+        end
+        redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+        return result
+        """;
+
+    private readonly FanoutOptions _options = options.Value;
+    private readonly Dictionary<string, (bool Alive, long CheckedAt)> _liveness = new(StringComparer.Ordinal);
+    private readonly List<string> _unknownNodes = [];
+
+    /// <summary>
+    /// Sequences and routes every channel of a batch. <paramref name="records"/> holds the
+    /// ingress records by batch index. Throws <see cref="RedisException"/> when Redis cannot answer.
+    /// </summary>
+    public async Task SequenceAsync(IReadOnlyList<ChannelWork> channels, IReadOnlyList<(long Offset, byte[] Envelope)> records)
+    {
+        var db = redis.GetDatabase();
+        var batch = db.CreateBatch();
+        var calls = new Task<RedisResult>[channels.Count];
+        var recent = _options.RecentEventsPerChannel.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var indexLimit = _options.IndexedEventsPerChannel.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        for (var c = 0; c < channels.Count; c++)
+        {
+            var work = channels[c];
+            var keys = new RedisKey[]
+            {
+                names.ChannelStateKey(work.Channel),
+                names.ChannelIndexKey(work.Channel),
+                names.ChannelRecentKey(work.Channel),
+                names.RouteKey(work.Channel),
+            };
+            var args = new RedisValue[4 + (2 * work.Records.Count)];
+            args[0] = NewEpoch();
+            args[1] = recent;
+            args[2] = indexLimit;
+            args[3] = work.Partition;
+            for (var i = 0; i < work.Records.Count; i++)
+            {
+                var (offset, envelope) = records[work.Records[i]];
+                args[4 + (2 * i)] = offset;
+                args[5 + (2 * i)] = envelope;
+            }
+
+            calls[c] = batch.ScriptEvaluateAsync(Script, keys, args);
+        }
+
+        batch.Execute();
+        await Task.WhenAll(calls);
+
+        var now = time.GetTimestamp();
+        _unknownNodes.Clear();
+        var routeSets = new RedisResult[channels.Count][];
+        for (var c = 0; c < channels.Count; c++)
+        {
+            var result = (RedisResult[])calls[c].Result!;
+            var work = channels[c];
+            work.Epoch = (string)result[0]!;
+            routeSets[c] = (RedisResult[])result[1]!;
+            work.Seqs.Clear();
+            for (var i = 2; i < result.Length; i++)
+            {
+                work.Seqs.Add((ulong)(long)result[i]);
+            }
+
+            foreach (var member in routeSets[c])
+            {
+                var node = (string)member!;
+                if (!IsFresh(node, now) && !_unknownNodes.Contains(node))
+                {
+                    _unknownNodes.Add(node);
+                }
+            }
+        }
+
+        if (_unknownNodes.Count > 0)
+        {
+            await RefreshLivenessAsync(db, now);
+        }
+
+        for (var c = 0; c < channels.Count; c++)
+        {
+            channels[c].Targets = LiveNodes(routeSets[c]);
+        }
+    }
+
+    /// <summary>A fresh epoch name: time-ordered and unique, used only if the channel has none yet.</summary>
+    private static string NewEpoch() => Guid.CreateVersion7().ToString("N")[..16];
+
+    private bool IsFresh(string node, long now) =>
+        _liveness.TryGetValue(node, out var entry) && time.GetElapsedTime(entry.CheckedAt, now) < _options.LivenessCacheTtl;
+
+    private async Task RefreshLivenessAsync(IDatabase db, long now)
+    {
+        var batch = db.CreateBatch();
+        var checks = new Task<bool>[_unknownNodes.Count];
+        for (var i = 0; i < _unknownNodes.Count; i++)
+        {
+            checks[i] = batch.KeyExistsAsync(names.NodeAliveKey(_unknownNodes[i]));
+        }
+
+        batch.Execute();
+        await Task.WhenAll(checks);
+        for (var i = 0; i < _unknownNodes.Count; i++)
+        {
+            _liveness[_unknownNodes[i]] = (checks[i].Result, now);
+        }
+    }
+
+    private string[] LiveNodes(RedisResult[] members)
+    {
+        if (members.Length == 0)
+        {
+            return [];
+        }
+
+        var live = new List<string>(members.Length);
+        foreach (var member in members)
+        {
+            var node = (string)member!;
+            if (_liveness.TryGetValue(node, out var entry) && entry.Alive)
+            {
+                live.Add(node);
+            }
+        }
+
+        return [.. live];
+    }
+}
