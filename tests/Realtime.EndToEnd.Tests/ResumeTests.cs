@@ -151,6 +151,35 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, ITestOutputHelper o
         output.WriteLine($"rounds={Rounds} published={published}");
     }
 
+    [Fact]
+    public async Task A_node_that_missed_events_fills_the_gap_from_history_before_delivering_more()
+    {
+        var channel = NewChannel();
+        await using var client = await Stack.ConnectAsync(1, "gil", "room:*");
+        await using var publisher = await Stack.ConnectAsync(0, "pub", "room:*");
+        await client.SubscribeAsync(channel);
+        await publisher.PublishAsync(channel, 1);
+        Assert.Equal(1UL, (ulong)(await client.NextEventAsync())["seq"]!);
+
+        // Take gw-1 out of the channel's route set behind its back: the next events are not
+        // routed to it, as with a route lost in Redis.
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(Stack.RedisConfiguration);
+        var db = redis.GetDatabase();
+        await db.SetRemoveAsync(Stack.Names.RouteKey(channel), "gw-1");
+        await publisher.PublishAsync(channel, 2);
+        await publisher.PublishAsync(channel, 3);
+
+        // Wait until the fanout has sequenced both, then put the route back.
+        await PipelineTests.WaitUntilAsync(async () => (long?)await db.HashGetAsync(Stack.Names.ChannelStateKey(channel), "seq") == 3, TimeSpan.FromSeconds(10));
+        await db.SetAddAsync(Stack.Names.RouteKey(channel), "gw-1");
+        await publisher.PublishAsync(channel, 4);
+
+        var events = await client.TakeEventsAsync(3, TimeSpan.FromSeconds(10));
+        Assert.Equal([2UL, 3UL, 4UL], events.Select(e => (ulong)e["seq"]!));
+        Assert.Equal([2, 3, 4], events.Select(e => (int)e["data"]!));
+        Assert.Empty(client.Other);
+    }
+
     /// <summary>Its own pipeline, with a small recent window.</summary>
     public sealed class Pipeline(TestInfrastructure infrastructure) : IAsyncLifetime
     {

@@ -67,12 +67,79 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
                 return;
             }
 
+            if (seq != 0 && cursor.Epoch == epoch && seq > cursor.LastSeq + 1)
+            {
+                // Events between the last one sent and this one never reached this node (its
+                // route was missing for a moment). Fill them from history before going on.
+                frame.AddReference();
+                cursor.Buffered = [(frame, seq, epoch)];
+                _ = FillGapAsync(channel, cursor, cursor.LastSeq, seq - 1, epoch);
+                return;
+            }
+
             if (!Advance(channel, cursor, seq, epoch))
             {
                 return;
             }
 
             Enqueue(frame);
+        }
+    }
+
+    private async Task FillGapAsync(string channel, ChannelCursor cursor, ulong after, ulong upTo, string epoch)
+    {
+        List<ReplayedEvent>? missing = null;
+        try
+        {
+            missing = await _services.History.RecentAsync(channel, after, upTo);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            LogGapFillFailed(Id, e.Message);
+        }
+
+        lock (_cursorsGate)
+        {
+            if (!_cursors.TryGetValue(channel, out var current) || current != cursor)
+            {
+                // Unsubscribed meanwhile; ReleaseBuffered ran then.
+                return;
+            }
+
+            var frames = ServerFrames.ForCurrentThread();
+            if (missing is null)
+            {
+                Send(frames.Resync(channel, "beyond_window", new ChannelPosition(epoch, upTo)));
+                cursor.LastSeq = upTo;
+            }
+            else
+            {
+                foreach (var replayed in missing)
+                {
+                    if (Advance(channel, cursor, replayed.Seq, epoch))
+                    {
+                        Send(frames.Event(replayed.Envelope, replayed.Seq, epoch));
+                    }
+                }
+            }
+
+            DrainBuffered(channel, cursor);
+        }
+    }
+
+    /// <summary>Sends what was held during a replay or gap fill, minus what was already sent, and goes live. Called under the lock.</summary>
+    private void DrainBuffered(string channel, ChannelCursor cursor)
+    {
+        var buffered = cursor.Buffered!;
+        cursor.Buffered = null;
+        foreach (var (live, seq, epoch) in buffered)
+        {
+            if (Advance(channel, cursor, seq, epoch))
+            {
+                Enqueue(live);
+            }
+
+            live.Release();
         }
     }
 
@@ -303,17 +370,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         {
             cursor.Epoch = head.Epoch;
             cursor.LastSeq = head.Seq;
-            var buffered = cursor.Buffered!;
-            cursor.Buffered = null;
-            foreach (var (live, seq, epoch) in buffered)
-            {
-                if (Advance(channel, cursor, seq, epoch))
-                {
-                    Enqueue(live);
-                }
-
-                live.Release();
-            }
+            DrainBuffered(channel, cursor);
         }
     }
 
@@ -535,6 +592,9 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Publish on connection {ConnectionId} failed: {Reason}")]
     private partial void LogPublishFailed(string connectionId, string reason);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Gap fill on connection {ConnectionId} failed: {Reason}")]
+    private partial void LogGapFillFailed(string connectionId, string reason);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Could not remove a route: {Reason}")]
     private partial void LogRouteRemovalFailed(string reason);
