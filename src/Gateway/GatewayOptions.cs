@@ -46,6 +46,13 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 10_000)]
     public int MaxInFlightPublishesPerConnection { get; set; } = 256;
 
+    /// <summary>Most events one resume or history request replays; a client further behind gets <c>resync</c> (<c>beyond_replay_limit</c>).</summary>
+    [Range(1, 10_000_000)]
+    public int MaxReplayEvents { get; set; } = 100_000;
+
+    /// <summary>How long a replay from Kafka may take.</summary>
+    public TimeSpan ReplayTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>TTL of the node's liveness key; the fanout stops routing to a node whose key expired.</summary>
     public TimeSpan LivenessTtl { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -8,6 +8,7 @@ using Realtime.Gateway.Connections;
 using Realtime.Gateway.Delivery;
 using Realtime.Gateway.Grpc;
 using Realtime.Gateway.Publishing;
+using Realtime.Gateway.Replay;
 using Realtime.Gateway.Routing;
 using Realtime.Hosting;
 
@@ -31,6 +32,7 @@ builder.Services.AddSingleton<TokenValidator>();
 builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
 builder.Services.AddSingleton<ChannelHistory>();
+builder.Services.AddSingleton<IngressReader>();
 builder.Services.AddSingleton<EventFactory>();
 builder.Services.AddSingleton<IngressPublisher>();
 builder.Services.AddSingleton<DeliveryStatus>();

@@ -4,8 +4,10 @@ using Realtime.Testing;
 namespace Realtime.EndToEnd.Tests;
 
 /// <summary>Positions and resume: per-channel seq, the position in <c>ok</c>, gap-free resume with <c>since</c>, and <c>resync</c> when a position cannot be served.</summary>
-public sealed class ResumeTests(ResumeTests.Pipeline shared, ITestOutputHelper output) : IClassFixture<ResumeTests.Pipeline>
+public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure infrastructure, ITestOutputHelper output) : IClassFixture<ResumeTests.Pipeline>
 {
+    private readonly KafkaBrokerKind infrastructureKind = infrastructure.Kafka.Kind;
+
     /// <summary>A recent window of 50 events per channel, so "beyond the window" is cheap to reach.</summary>
     public const int Window = 50;
 
@@ -89,23 +91,52 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task A_position_older_than_the_recent_window_is_replayed_from_the_kafka_log()
+    {
+        var channel = NewChannel();
+        await using var publisher = await Stack.ConnectAsync(0, "pub", "room:*");
+        var ok = await publisher.SubscribeAsync(channel);
+        var epoch = (string)ok["epoch"]!;
+        const int Published = Window * 3;
+        for (var i = 0; i < Published; i++)
+        {
+            await publisher.PublishAsync(channel, i);
+        }
+
+        Assert.Equal(Published, (await publisher.TakeEventsAsync(Published, TimeSpan.FromSeconds(30))).Count);
+
+        await using var client = await Stack.ConnectAsync(1, "fay", "room:*");
+        var reply = await client.RequestAsync(new JsonObject
+        {
+            ["type"] = "subscribe",
+            ["channel"] = channel,
+            ["since"] = new JsonObject { ["epoch"] = epoch, ["seq"] = 2 },
+        });
+        Assert.Equal("ok", (string?)reply["type"]);
+        Assert.Empty(client.Other);
+        var replayed = await client.TakeEventsAsync(Published - 2, TimeSpan.FromSeconds(20));
+        Assert.Equal(Enumerable.Range(3, Published - 2).Select(i => (ulong)i), replayed.Select(e => (ulong)e["seq"]!));
+        Assert.Equal(Enumerable.Range(2, Published - 2), replayed.Select(e => (int)e["data"]!));
+        Assert.False(client.TryTakeEvent(out _));
+    }
+
+    [Fact]
     public async Task A_position_that_cannot_be_served_gets_resync_with_a_fresh_position_never_a_silent_gap()
     {
         var channel = NewChannel();
         await using var publisher = await Stack.ConnectAsync(0, "pub", "room:*");
         var ok = await publisher.SubscribeAsync(channel);
         var epoch = (string)ok["epoch"]!;
-        for (var i = 0; i < Window + 20; i++)
+        for (var i = 0; i < 5; i++)
         {
             await publisher.PublishAsync(channel, i);
         }
 
-        Assert.Equal(Window + 20, (await publisher.TakeEventsAsync(Window + 20, TimeSpan.FromSeconds(30))).Count);
+        Assert.Equal(5, (await publisher.TakeEventsAsync(5, TimeSpan.FromSeconds(30))).Count);
 
         foreach (var (since, reason) in new[]
         {
             (new JsonObject { ["epoch"] = "another-epoch", ["seq"] = 3 }, "epoch_changed"),
-            (new JsonObject { ["epoch"] = epoch, ["seq"] = 2 }, "beyond_window"),
             (new JsonObject { ["epoch"] = epoch, ["seq"] = 10_000 }, "unknown_position"),
         })
         {
@@ -116,9 +147,41 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, ITestOutputHelper o
             Assert.Equal("resync", (string?)resync["type"]);
             Assert.Equal(reason, (string?)resync["reason"]);
             Assert.Equal(epoch, (string?)resync["epoch"]);
-            Assert.Equal((ulong)(Window + 20), (ulong)resync["seq"]!);
+            Assert.Equal(5UL, (ulong)resync["seq"]!);
             Assert.False(client.TryTakeEvent(out _));
         }
+    }
+
+    [Fact]
+    public async Task A_position_older_than_kafka_retention_gets_resync()
+    {
+        // The embedded broker keeps about 5 MiB per partition, a retention small enough to pass.
+        Assert.SkipUnless(infrastructureKind == KafkaBrokerKind.Embedded, "needs the embedded broker's small retention");
+        var channel = NewChannel();
+        await using var publisher = await Stack.ConnectAsync(0, "pub", "room:*");
+        var ok = await publisher.SubscribeAsync(channel);
+        var epoch = (string)ok["epoch"]!;
+        var big = new string('x', 60 * 1024);
+        const int Published = 110;
+        for (var i = 0; i < Published; i++)
+        {
+            await publisher.PublishAsync(channel, big);
+        }
+
+        Assert.Equal(Published, (await publisher.TakeEventsAsync(Published, TimeSpan.FromSeconds(60))).Count);
+
+        await using var client = await Stack.ConnectAsync(1, "old", "room:*");
+        var reply = await client.RequestAsync(new JsonObject
+        {
+            ["type"] = "subscribe",
+            ["channel"] = channel,
+            ["since"] = new JsonObject { ["epoch"] = epoch, ["seq"] = 1 },
+        });
+        Assert.Equal("ok", (string?)reply["type"]);
+        Assert.True(client.Other.TryDequeue(out var resync), "no resync");
+        Assert.Equal("beyond_retention", (string?)resync["reason"]);
+        Assert.Equal((ulong)Published, (ulong)resync["seq"]!);
+        Assert.False(client.TryTakeEvent(out _));
     }
 
     [Fact]

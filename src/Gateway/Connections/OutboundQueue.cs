@@ -13,6 +13,7 @@ internal sealed class OutboundQueue(long limitBytes)
         new UnboundedChannelOptions { SingleReader = true, SingleWriter = false, AllowSynchronousContinuations = false });
 
     private long _queuedBytes;
+    private TaskCompletionSource? _room;
 
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
@@ -41,8 +42,32 @@ internal sealed class OutboundQueue(long limitBytes)
     /// <summary>Called by the writer after a frame was sent.</summary>
     public void Sent(SharedFrame frame)
     {
-        Interlocked.Add(ref _queuedBytes, -frame.Length);
+        var queued = Interlocked.Add(ref _queuedBytes, -frame.Length);
         frame.Release();
+        if (queued <= limitBytes / 2 && Volatile.Read(ref _room) is { } room)
+        {
+            room.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Completes once the queue is at most half full: lets a producer of many frames for this
+    /// connection alone (a replay) go at the pace the client reads.
+    /// </summary>
+    public async Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        while (QueuedBytes > limitBytes / 2)
+        {
+            var room = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _room, room);
+            if (QueuedBytes <= limitBytes / 2 || _frames.Reader.Completion.IsCompleted)
+            {
+                return;
+            }
+
+            await room.Task.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
     }
 
     /// <summary>Accepts nothing more; what is queued is still sent.</summary>

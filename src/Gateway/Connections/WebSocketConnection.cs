@@ -6,6 +6,7 @@ using Realtime.Contracts.V1;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Publishing;
+using Realtime.Gateway.Replay;
 using Realtime.Gateway.Routing;
 using StackExchange.Redis;
 
@@ -91,7 +92,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         List<ReplayedEvent>? missing = null;
         try
         {
-            missing = await _services.History.RecentAsync(channel, after, upTo);
+            missing = (await _services.History.ReadAsync(channel, after, upTo)).Events;
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -320,7 +321,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         }
 
         ChannelPosition head;
-        List<ReplayedEvent>? replay = null;
+        ReplayResult replay = default;
         try
         {
             // Route first, position second: every event after this position reaches this node.
@@ -328,7 +329,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             head = await _services.History.HeadAsync(channel);
             if (frame.Since is { } since && since.Epoch == head.Epoch && since.Seq <= head.Seq)
             {
-                replay = await _services.History.RecentAsync(channel, since.Seq, head.Seq);
+                replay = await _services.History.ReadAsync(channel, since.Seq, head.Seq);
             }
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
@@ -352,20 +353,21 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             return;
         }
 
-        var frames = ServerFrames.ForCurrentThread();
-        if (frame.Since is { } requested && replay is null)
+        if (frame.Since is { } requested && replay.Events is null)
         {
             // The position cannot be served: say so rather than leave a silent gap.
-            var reason = requested.Epoch != head.Epoch ? "epoch_changed" : requested.Seq > head.Seq ? "unknown_position" : "beyond_window";
-            Send(frames.Resync(channel, reason, head));
+            var reason = requested.Epoch != head.Epoch ? "epoch_changed" : requested.Seq > head.Seq ? "unknown_position" : replay.Refusal ?? ChannelHistory.BeyondRetention;
+            Send(ServerFrames.ForCurrentThread().Resync(channel, reason, head));
         }
 
-        foreach (var replayed in replay ?? [])
+        foreach (var replayed in replay.Events ?? [])
         {
-            Send(frames.Event(replayed.Envelope, replayed.Seq, head.Epoch));
+            // Paced by the client's own reading: a long replay never overflows its send queue.
+            await _queue.WaitForRoomAsync(_receiveCancellation.Token);
+            Send(ServerFrames.ForCurrentThread().Event(replayed.Envelope, replayed.Seq, head.Epoch));
         }
 
-        Send(frames.Ok(frame.Id, channel, head));
+        Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel, head));
         lock (_cursorsGate)
         {
             cursor.Epoch = head.Epoch;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Publishing;
+using Realtime.Gateway.Replay;
 using Realtime.Gateway.Routing;
 
 namespace Realtime.Gateway.Connections;

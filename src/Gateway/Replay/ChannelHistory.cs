@@ -1,0 +1,126 @@
+using Microsoft.Extensions.Options;
+using Realtime.Contracts;
+using Realtime.Contracts.V1;
+using Realtime.Gateway.Protocol;
+using StackExchange.Redis;
+
+namespace Realtime.Gateway.Replay;
+
+/// <summary>One replayable event: its position and the envelope as published.</summary>
+internal readonly record struct ReplayedEvent(ulong Seq, EventEnvelope Envelope);
+
+/// <summary>Where replayed events came from.</summary>
+internal enum ReplaySource
+{
+    None,
+    Redis,
+    Kafka,
+}
+
+/// <summary>The events after a position, or why they cannot be given (a <c>resync</c> reason).</summary>
+internal readonly record struct ReplayResult(List<ReplayedEvent>? Events, ReplaySource Source, string? Refusal)
+{
+    public static ReplayResult Refused(string reason) => new(null, ReplaySource.None, reason);
+}
+
+/// <summary>
+/// The gateway side of gap-free resume: a channel's position, and the events after a position,
+/// from the recent window in Redis when it still holds them, else from the ingress log located
+/// through the channel's seq → offset index (as far back as Kafka retains).
+/// </summary>
+internal sealed class ChannelHistory(
+    IConnectionMultiplexer redis,
+    PipelineNames names,
+    IngressReader ingress,
+    IOptions<GatewayOptions> options)
+{
+    public const string BeyondRetention = "beyond_retention";
+    public const string BeyondReplayLimit = "beyond_replay_limit";
+
+    // Creates the channel's epoch when it has none yet, so a position handed out before the
+    // channel's first event stays valid after it.
+    private const string HeadScript = """
+        redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+        return redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+        """;
+
+    private readonly GatewayOptions _options = options.Value;
+
+    /// <summary>The channel's current position: its epoch and the seq of its latest event (0 before any).</summary>
+    public async Task<ChannelPosition> HeadAsync(string channel)
+    {
+        var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(
+            HeadScript,
+            [names.ChannelStateKey(channel)],
+            [Guid.CreateVersion7().ToString("N")[..16]]))!;
+        var seq = result[1].IsNull ? 0UL : (ulong)(long)result[1];
+        return new ChannelPosition((string)result[0]!, seq);
+    }
+
+    /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/>, in order.</summary>
+    public async Task<ReplayResult> ReadAsync(string channel, ulong after, ulong upTo)
+    {
+        if (upTo <= after)
+        {
+            return new ReplayResult([], ReplaySource.None, null);
+        }
+
+        if (upTo - after > (ulong)_options.MaxReplayEvents)
+        {
+            return ReplayResult.Refused(BeyondReplayLimit);
+        }
+
+        var recent = await RecentAsync(channel, after, upTo);
+        if (recent is not null)
+        {
+            return new ReplayResult(recent, ReplaySource.Redis, null);
+        }
+
+        var db = redis.GetDatabase();
+        var partitionTask = db.HashGetAsync(names.ChannelStateKey(channel), "partition");
+        var indexed = await db.SortedSetRangeByScoreWithScoresAsync(names.ChannelIndexKey(channel), after + 1, upTo);
+        var partition = await partitionTask;
+        if (indexed.Length != (int)(upTo - after) || (ulong)indexed[0].Score != after + 1 || partition.IsNull)
+        {
+            // The index no longer reaches back that far.
+            return ReplayResult.Refused(BeyondRetention);
+        }
+
+        var offsets = indexed.Select(e => (long)e.Element).ToArray();
+        var envelopes = await Task.Run(() => ingress.Read((int)partition, offsets, _options.ReplayTimeout));
+        if (envelopes is null)
+        {
+            return ReplayResult.Refused(BeyondRetention);
+        }
+
+        var events = new List<ReplayedEvent>(envelopes.Count);
+        for (var i = 0; i < envelopes.Count; i++)
+        {
+            events.Add(new ReplayedEvent((ulong)indexed[i].Score, envelopes[i]));
+        }
+
+        return new ReplayResult(events, ReplaySource.Kafka, null);
+    }
+
+    /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/> from the recent window; null when it no longer holds all of them.</summary>
+    private async Task<List<ReplayedEvent>?> RecentAsync(string channel, ulong after, ulong upTo)
+    {
+        var entries = await redis.GetDatabase().SortedSetRangeByScoreWithScoresAsync(
+            names.ChannelRecentKey(channel), after + 1, upTo);
+        if (entries.Length != (int)(upTo - after) || (ulong)entries[0].Score != after + 1)
+        {
+            return null;
+        }
+
+        var events = new List<ReplayedEvent>(entries.Length);
+        foreach (var entry in entries)
+        {
+            // Member: "<ingress offset>|<envelope bytes>".
+            var bytes = (byte[])entry.Element!;
+            var separator = Array.IndexOf(bytes, (byte)'|');
+            events.Add(new ReplayedEvent((ulong)entry.Score, EventEnvelope.Parser.ParseFrom(bytes.AsSpan(separator + 1))));
+        }
+
+        return events;
+    }
+}
