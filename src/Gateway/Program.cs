@@ -33,6 +33,7 @@ builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
 builder.Services.AddSingleton<ChannelHistory>();
 builder.Services.AddSingleton<IngressReader>();
+builder.Services.AddSingleton<HistoryQuery>();
 builder.Services.AddSingleton<EventFactory>();
 builder.Services.AddSingleton<IngressPublisher>();
 builder.Services.AddSingleton<DeliveryStatus>();
@@ -78,7 +79,9 @@ app.Use((context, next) =>
 
 app.UseWebSockets();
 app.MapRealtimeWebSocket();
+app.MapChannelHistory();
 app.MapGrpcService<PublisherService>();
+app.MapGrpcService<ChannelsService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 app.MapGet("/healthz", () => Results.Text("ok"));
