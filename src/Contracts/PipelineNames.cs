@@ -70,6 +70,10 @@ public sealed class PipelineNames
     /// <summary>Sorted set: score = seq, member = <c>&lt;ingress offset&gt;|&lt;envelope bytes&gt;</c>. The recent-events window replay is served from.</summary>
     public string ChannelRecentKey(string channel) => string.Concat(_channelPrefix, channel, "}:recent");
 
+    /// <summary>String with a TTL: the outcome of a publish with an idempotency key, by publisher subject and key.</summary>
+    public string IdempotencyKey(string channel, string subject, string key) =>
+        string.Concat(_channelPrefix, channel, "}:idem:", subject, ":", key);
+
     /// <summary>String key with a TTL; present while the node is alive. The fanout skips nodes without it.</summary>
     public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":alive");
 

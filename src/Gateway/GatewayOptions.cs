@@ -53,6 +53,12 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>How long a replay from Kafka may take.</summary>
     public TimeSpan ReplayTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long the outcome of a publish with an idempotency key is remembered.</summary>
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long a retry waits for a still-pending publish with the same idempotency key.</summary>
+    public TimeSpan IdempotencyWaitTimeout { get; set; } = TimeSpan.FromSeconds(35);
+
     /// <summary>TTL of the node's liveness key; the fanout stops routing to a node whose key expired.</summary>
     public TimeSpan LivenessTtl { get; set; } = TimeSpan.FromSeconds(10);
 

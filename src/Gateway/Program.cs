@@ -36,6 +36,8 @@ builder.Services.AddSingleton<IngressReader>();
 builder.Services.AddSingleton<HistoryQuery>();
 builder.Services.AddSingleton<EventFactory>();
 builder.Services.AddSingleton<IngressPublisher>();
+builder.Services.AddSingleton<IdempotencyStore>();
+builder.Services.AddSingleton<EventPublisher>();
 builder.Services.AddSingleton<DeliveryStatus>();
 builder.Services.AddHostedService<NodeLivenessService>();
 builder.Services.AddHostedService<NodeTopicConsumer>();

@@ -240,6 +240,36 @@ public sealed class PipelineTests(SharedPipeline shared, ITestOutputHelper outpu
         Assert.Equal(StatusCode.ResourceExhausted, tooLarge.StatusCode);
     }
 
+    [Fact]
+    public async Task A_publish_retried_with_the_same_client_msg_id_returns_the_original_event_and_publishes_nothing_new()
+    {
+        var channel = NewChannel();
+        await using var subscriber = await Stack.ConnectAsync(1, "sub", "room:*");
+        await subscriber.SubscribeAsync(channel);
+        await using var publisher = await Stack.ConnectAsync(0, "ida", "room:*");
+
+        JsonObject Publish(string clientMsgId, int n) => new() { ["type"] = "publish", ["channel"] = channel, ["event"] = "m", ["data"] = n, ["clientMsgId"] = clientMsgId };
+        var first = await publisher.RequestAsync(Publish("msg-1", 1));
+        var retry = await publisher.RequestAsync(Publish("msg-1", 1));
+        Assert.Equal("ack", (string?)retry["type"]);
+        Assert.Equal((string?)first["eventId"], (string?)retry["eventId"]);
+        Assert.Equal((long)first["position"]!["offset"]!, (long)retry["position"]!["offset"]!);
+
+        // Over gRPC too, keyed by the service's own subject.
+        var client = Stack.PublisherClient(1);
+        var request = new PublishRequest { Channel = channel, EventType = "m", Payload = ByteString.CopyFromUtf8("2"), IdempotencyKey = "msg-1" };
+        var grpcFirst = await client.PublishAsync(request, Stack.ServiceAuth("room:*"), deadline: DateTime.UtcNow.AddSeconds(10));
+        var grpcRetry = await client.PublishAsync(request, Stack.ServiceAuth("room:*"), deadline: DateTime.UtcNow.AddSeconds(10));
+        Assert.Equal(grpcFirst.EventId, grpcRetry.EventId);
+        Assert.NotEqual((string?)first["eventId"], grpcFirst.EventId);
+
+        await publisher.PublishAsync(channel, 3);
+        var events = await subscriber.TakeEventsAsync(3, TimeSpan.FromSeconds(10));
+        Assert.Equal([1, 2, 3], events.Select(e => (int)e["data"]!));
+        Assert.Equal([1UL, 2UL, 3UL], events.Select(e => (ulong)e["seq"]!));
+        Assert.False(subscriber.TryTakeEvent(out _));
+    }
+
     internal static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

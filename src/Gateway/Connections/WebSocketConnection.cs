@@ -442,10 +442,28 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             schemaVersion: 0,
             frame.ClientMsgId);
 
+        PublishResponse? earlier;
+        try
+        {
+            earlier = await _services.Publisher.ReserveAsync(envelope, _receiveCancellation.Token);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            SendError(frame.Id, ErrorCodes.Unavailable, "Could not check the idempotency key; nothing was published. Retry.");
+            return;
+        }
+
+        if (earlier is not null)
+        {
+            // A retry of a publish that already went through: same answer, nothing new.
+            Send(ServerFrames.ForCurrentThread().Ack(frame.Id, earlier.EventId, earlier.Position));
+            return;
+        }
+
         // Reading pauses while too many publishes await Kafka: the client's own backpressure.
         await _publishSlots.WaitAsync(_receiveCancellation.Token);
 
-        // ProduceAsync enqueues synchronously, so publishes of this connection reach Kafka in
+        // The produce is enqueued synchronously, so publishes of this connection reach Kafka in
         // the order they were read; only the acknowledgements are awaited concurrently.
         _ = AcknowledgeAsync(frame.Id, envelope);
     }
@@ -454,8 +472,8 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
     {
         try
         {
-            var position = await _services.Publisher.PublishAsync(envelope);
-            Send(ServerFrames.ForCurrentThread().Ack(requestId, envelope.EventId, position));
+            var outcome = await _services.Publisher.PublishAsync(envelope, CancellationToken.None);
+            Send(ServerFrames.ForCurrentThread().Ack(requestId, outcome.EventId, outcome.Position));
         }
         catch (PublishFailedException e)
         {
@@ -607,7 +625,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 internal sealed record ConnectionServices(
     ChannelHub Hub,
     ChannelHistory History,
-    IngressPublisher Publisher,
+    EventPublisher Publisher,
     EventFactory Events,
     NodeIdentity Node,
     GatewayOptions Options,

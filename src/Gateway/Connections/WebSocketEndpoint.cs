@@ -23,7 +23,7 @@ internal static partial class WebSocketEndpoint
         TokenValidator tokens,
         ChannelHub hub,
         ChannelHistory history,
-        IngressPublisher publisher,
+        EventPublisher publisher,
         EventFactory events,
         NodeIdentity node,
         IOptions<GatewayOptions> options,

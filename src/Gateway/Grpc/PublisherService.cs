@@ -16,7 +16,7 @@ namespace Realtime.Gateway.Grpc;
 internal sealed class PublisherService(
     TokenValidator tokens,
     EventFactory events,
-    IngressPublisher publisher,
+    EventPublisher publisher,
     IOptions<GatewayOptions> options) : Publisher.PublisherBase
 {
     private readonly GatewayOptions _options = options.Value;
@@ -25,7 +25,7 @@ internal sealed class PublisherService(
     {
         var identity = await AuthenticateAsync(context);
         var envelope = Prepare(identity, request, index: null);
-        return await PublishOneAsync(envelope, context.CancellationToken);
+        return await ReserveAsync(envelope, context.CancellationToken) ?? await PublishOneAsync(envelope, context.CancellationToken);
     }
 
     public override async Task<PublishBatchResponse> PublishBatch(PublishBatchRequest request, ServerCallContext context)
@@ -43,16 +43,28 @@ internal sealed class PublisherService(
 
         // Validate everything first: a batch is accepted whole or not at all.
         var envelopes = new EventEnvelope[request.Events.Count];
+        var keys = new HashSet<(string, string)>();
         for (var i = 0; i < envelopes.Length; i++)
         {
             envelopes[i] = Prepare(identity, request.Events[i], i);
+            if (envelopes[i].IdempotencyKey.Length > 0 && !keys.Add((envelopes[i].Channel, envelopes[i].IdempotencyKey)))
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"Idempotency key used twice in one batch (event {i})."));
+            }
         }
 
-        // Started in order, so events of one channel keep their order within the batch.
+        // Keys reserved in order, then produces started in order, so events of one channel keep
+        // their order within the batch; a retried event answers with its earlier outcome.
+        var earlier = new PublishResponse?[envelopes.Length];
+        for (var i = 0; i < envelopes.Length; i++)
+        {
+            earlier[i] = await ReserveAsync(envelopes[i], context.CancellationToken);
+        }
+
         var publishes = new Task<PublishResponse>[envelopes.Length];
         for (var i = 0; i < envelopes.Length; i++)
         {
-            publishes[i] = PublishOneAsync(envelopes[i], context.CancellationToken);
+            publishes[i] = earlier[i] is { } known ? Task.FromResult(known) : PublishOneAsync(envelopes[i], context.CancellationToken);
         }
 
         var response = new PublishBatchResponse();
@@ -60,12 +72,23 @@ internal sealed class PublisherService(
         return response;
     }
 
+    private async Task<PublishResponse?> ReserveAsync(EventEnvelope envelope, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await publisher.ReserveAsync(envelope, cancellationToken);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "Could not check the idempotency key; nothing was published. Retry."));
+        }
+    }
+
     private async Task<PublishResponse> PublishOneAsync(EventEnvelope envelope, CancellationToken cancellationToken)
     {
         try
         {
-            var position = await publisher.PublishAsync(envelope, cancellationToken);
-            return new PublishResponse { EventId = envelope.EventId, Position = position };
+            return await publisher.PublishAsync(envelope, cancellationToken);
         }
         catch (PublishFailedException)
         {
