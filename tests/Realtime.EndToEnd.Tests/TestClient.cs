@@ -126,6 +126,10 @@ public sealed class TestClient : IAsyncDisposable
     public async Task<JsonObject> NextEventAsync(TimeSpan? timeout = null) =>
         await _events.Reader.ReadAsync().AsTask().WaitAsync(timeout ?? DefaultTimeout);
 
+    /// <summary>Every event, as it arrives, until the connection ends.</summary>
+    public IAsyncEnumerable<JsonObject> EventsUntilClosed(CancellationToken cancellationToken = default) =>
+        _events.Reader.ReadAllAsync(cancellationToken);
+
     /// <summary>Takes an already received event, if any, without waiting.</summary>
     public bool TryTakeEvent(out JsonObject? frame) => _events.Reader.TryRead(out frame);
 
