@@ -163,6 +163,80 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
         }
     }
 
+    [Fact]
+    public async Task A_broker_outage_of_five_seconds_and_moving_partition_leaders_lose_nothing()
+    {
+        Assert.SkipUnless(infrastructure.Kafka.Embedded is not null, "fault injection needs the embedded broker");
+        var cluster = infrastructure.Kafka.Embedded!;
+        await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-broker", gateways: 2, fanouts: 1);
+        var channels = Enumerable.Range(0, 20).Select(i => $"room:broker-{i}").ToArray();
+        var audit = new DeliveryAudit();
+        var subscribers = new List<ResumingSubscriber>();
+        for (var s = 0; s < 4; s++)
+        {
+            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, s % 2, $"sub{s}", [.. channels.Where((_, i) => i % 4 == s)], audit));
+        }
+
+        var publisher = pipeline.PublisherClient(0);
+        var auth = pipeline.ServiceAuth("room:*");
+        const int Batches = 60;
+        var outage = Task.CompletedTask;
+        for (var b = 0; b < Batches; b++)
+        {
+            var request = new PublishBatchRequest();
+            for (var i = b * channels.Length; i < (b + 1) * channels.Length; i++)
+            {
+                request.Events.Add(new PublishRequest { Channel = channels[i % channels.Length], EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
+                audit.Published(channels[i % channels.Length], i);
+            }
+
+            await publisher.PublishBatchAsync(request, auth, deadline: DateTime.UtcNow.AddSeconds(60));
+            if (b == Batches / 3)
+            {
+                // Every broker goes away for five seconds while publishing goes on (and waits).
+                outage = Task.Run(async () =>
+                {
+                    for (var id = 1; id <= cluster.BrokerCount; id++)
+                    {
+                        cluster.SetBrokerDown(id);
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(5));
+                    for (var id = 1; id <= cluster.BrokerCount; id++)
+                    {
+                        cluster.SetBrokerUp(id);
+                    }
+                });
+                output.WriteLine("brokers down for 5 s");
+            }
+
+            if (b == 2 * Batches / 3)
+            {
+                // Leadership of every ingress and node-topic partition moves to another broker.
+                foreach (var topic in new[] { pipeline.Names.IngressTopic, pipeline.Names.NodeTopic("gw-0"), pipeline.Names.NodeTopic("gw-1") })
+                {
+                    var partitions = topic == pipeline.Names.IngressTopic ? LocalPipeline.IngressPartitions : 4;
+                    for (var p = 0; p < partitions; p++)
+                    {
+                        cluster.SetPartitionLeader(topic, p, 1 + ((p + 1) % cluster.BrokerCount));
+                    }
+                }
+
+                output.WriteLine("partition leaders moved");
+            }
+        }
+
+        await outage;
+        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(2));
+        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
+        output.WriteLine(report.ToString());
+        AssertClean(report, Batches * channels.Length);
+        foreach (var subscriber in subscribers)
+        {
+            await subscriber.DisposeAsync();
+        }
+    }
+
     private static async Task WaitForAllAsync(DeliveryAudit audit, List<ResumingSubscriber> subscribers, TimeSpan timeout)
     {
         await PipelineTests.WaitUntilAsync(

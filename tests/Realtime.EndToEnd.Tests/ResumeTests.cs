@@ -199,14 +199,27 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
             }
         });
 
-        const int Rounds = 60;
+        // Alternately a fresh subscribe (the first event must be the one after the ok position)
+        // and a resume from the previous round's position (the first event must follow it).
+        const int Rounds = 1_000;
+        (string Epoch, ulong Seq)? previous = null;
         for (var round = 0; round < Rounds; round++)
         {
             await using var client = await Stack.ConnectAsync(round % 2, "sub", "room:*");
-            var ok = await client.SubscribeAsync(channel);
+            var request = new JsonObject { ["type"] = "subscribe", ["channel"] = channel };
+            var resume = round % 2 == 1 && previous is not null;
+            if (resume)
+            {
+                request["since"] = new JsonObject { ["epoch"] = previous!.Value.Epoch, ["seq"] = previous.Value.Seq };
+            }
+
+            var ok = await client.RequestAsync(request);
+            Assert.Equal("ok", (string?)ok["type"]);
             var head = (ulong)ok["seq"]!;
+            var expectedFirst = resume ? previous!.Value.Seq + 1 : head + 1;
             var next = await client.NextEventAsync(TimeSpan.FromSeconds(10));
-            Assert.Equal(head + 1, (ulong)next["seq"]!);
+            Assert.Equal(expectedFirst, (ulong)next["seq"]!);
+            previous = ((string)ok["epoch"]!, head);
         }
 
         await stop.CancelAsync();
