@@ -49,6 +49,13 @@ public sealed class FanoutOptions
     [Range(1_000, 100_000_000)]
     public int IndexedEventsPerChannel { get; set; } = 1_000_000;
 
+    /// <summary>
+    /// Channels whose last position a worker keeps in memory, so that it continues them in the same
+    /// epoch if Redis loses their state. Beyond it, arbitrary channels are forgotten.
+    /// </summary>
+    [Range(0, 100_000_000)]
+    public int RememberedChannels { get; set; } = 1_000_000;
+
     /// <summary>Wait between attempts while Redis cannot answer a route lookup.</summary>
     public TimeSpan RedisRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 

@@ -237,6 +237,50 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
         }
     }
 
+    [Fact]
+    public async Task A_redis_restart_that_loses_all_data_mid_stream_loses_nothing()
+    {
+        await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-redis", gateways: 2, fanouts: 1);
+        var channels = Enumerable.Range(0, 20).Select(i => $"room:redis-{i}").ToArray();
+        var audit = new DeliveryAudit();
+        var subscribers = new List<ResumingSubscriber>();
+        for (var s = 0; s < 4; s++)
+        {
+            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, s % 2, $"sub{s}", [.. channels.Where((_, i) => i % 4 == s)], audit));
+        }
+
+        var publisher = pipeline.PublisherClient(0);
+        var auth = pipeline.ServiceAuth("room:*");
+        const int Batches = 60;
+        for (var b = 0; b < Batches; b++)
+        {
+            var request = new PublishBatchRequest();
+            for (var i = b * channels.Length; i < (b + 1) * channels.Length; i++)
+            {
+                request.Events.Add(new PublishRequest { Channel = channels[i % channels.Length], EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
+                audit.Published(channels[i % channels.Length], i);
+            }
+
+            await publisher.PublishBatchAsync(request, auth, deadline: DateTime.UtcNow.AddSeconds(60));
+            if (b == Batches / 2)
+            {
+                await infrastructure.Redis.RestartAsync();
+                output.WriteLine("redis-server restarted empty");
+            }
+
+            await Task.Delay(50, CancellationToken.None);
+        }
+
+        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(2));
+        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
+        output.WriteLine(report.ToString());
+        AssertClean(report, Batches * channels.Length);
+        foreach (var subscriber in subscribers)
+        {
+            await subscriber.DisposeAsync();
+        }
+    }
+
     private static async Task WaitForAllAsync(DeliveryAudit audit, List<ResumingSubscriber> subscribers, TimeSpan timeout)
     {
         await PipelineTests.WaitUntilAsync(

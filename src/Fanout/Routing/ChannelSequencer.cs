@@ -45,25 +45,30 @@ internal sealed class ChannelSequencer(
     TimeProvider time)
 {
     // KEYS: state, index, recent, route.  ARGV: epoch candidate, recent limit, index limit,
-    // ingress partition, then (offset, envelope) pairs.  Returns {epoch, routes, seq...}.
+    // ingress partition, remembered epoch, seq and offset (empty when none), then (offset,
+    // envelope) pairs.  Returns {epoch, routes, seq..., last sequenced offset}.
     private const string Script = """
-        local epoch = redis.call('HGET', KEYS[1], 'epoch')
         local seq, last = 0, -1
-        if epoch then
-          seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or 0)
+        local epoch = redis.call('HGET', KEYS[1], 'epoch')
+        local known = redis.call('HGET', KEYS[1], 'seq')
+        if known then
+          seq = tonumber(known)
           if redis.call('HGET', KEYS[1], 'partition') == ARGV[4] then
             last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
           end
-        else
+        elseif ARGV[5] ~= '' then
+          -- Redis lost the channel's state but this worker remembers it: carry on, same epoch.
+          epoch, seq, last = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+        elseif not epoch then
           epoch = ARGV[1]
         end
         local recentLimit = tonumber(ARGV[2])
         local result = {epoch, redis.call('SMEMBERS', KEYS[4])}
-        for i = 5, #ARGV, 2 do
+        for i = 8, #ARGV, 2 do
           local offset = tonumber(ARGV[i])
           if offset <= last then
-            local known = redis.call('ZSCORE', KEYS[2], ARGV[i])
-            result[#result + 1] = known and tonumber(known) or 0
+            local indexed = redis.call('ZSCORE', KEYS[2], ARGV[i])
+            result[#result + 1] = indexed and tonumber(indexed) or 0
           else
             seq = seq + 1
             last = offset
@@ -79,10 +84,15 @@ internal sealed class ChannelSequencer(
           redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -recentLimit - 1)
         end
         redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+        result[#result + 1] = last
         return result
         """;
 
     private readonly FanoutOptions _options = options.Value;
+
+    // What this worker last sequenced per channel: lets it carry a channel on in the same epoch
+    // when Redis loses its state (a Redis restart is then no reason for clients to resync).
+    private readonly Dictionary<string, RememberedState> _memory = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (bool Alive, long CheckedAt)> _liveness = new(StringComparer.Ordinal);
     private readonly List<string> _unknownNodes = [];
 
@@ -107,16 +117,20 @@ internal sealed class ChannelSequencer(
                 names.ChannelRecentKey(work.Channel),
                 names.RouteKey(work.Channel),
             };
-            var args = new RedisValue[4 + (2 * work.Records.Count)];
+            var args = new RedisValue[7 + (2 * work.Records.Count)];
             args[0] = NewEpoch();
             args[1] = recent;
             args[2] = indexLimit;
             args[3] = work.Partition;
+            var remembered = _memory.TryGetValue(work.Channel, out var state) && state.Partition == work.Partition;
+            args[4] = remembered ? state.Epoch : string.Empty;
+            args[5] = remembered ? (long)state.Seq : 0;
+            args[6] = remembered ? state.Offset : -1;
             for (var i = 0; i < work.Records.Count; i++)
             {
                 var (offset, envelope) = records[work.Records[i]];
-                args[4 + (2 * i)] = offset;
-                args[5 + (2 * i)] = envelope;
+                args[7 + (2 * i)] = offset;
+                args[8 + (2 * i)] = envelope;
             }
 
             calls[c] = batch.ScriptEvaluateAsync(Script, keys, args);
@@ -135,10 +149,12 @@ internal sealed class ChannelSequencer(
             work.Epoch = (string)result[0]!;
             routeSets[c] = (RedisResult[])result[1]!;
             work.Seqs.Clear();
-            for (var i = 2; i < result.Length; i++)
+            for (var i = 2; i < result.Length - 1; i++)
             {
                 work.Seqs.Add((ulong)(long)result[i]);
             }
+
+            Remember(work, (long)result[^1]);
 
             foreach (var member in routeSets[c])
             {
@@ -161,11 +177,39 @@ internal sealed class ChannelSequencer(
         }
     }
 
+    private void Remember(ChannelWork work, long lastOffset)
+    {
+        var seq = work.Seqs.Count == 0 ? 0 : work.Seqs.Max();
+        if (seq == 0)
+        {
+            return;
+        }
+
+        if (_memory.TryGetValue(work.Channel, out var known) && known.Epoch == work.Epoch && known.Seq >= seq)
+        {
+            return;
+        }
+
+        if (_memory.Count >= _options.RememberedChannels && !_memory.ContainsKey(work.Channel))
+        {
+            // Bounded: forget an arbitrary half; those channels lose only the Redis-loss shield.
+            foreach (var channel in _memory.Keys.Take(_memory.Count / 2).ToList())
+            {
+                _memory.Remove(channel);
+            }
+        }
+
+        _memory[work.Channel] = new RememberedState(work.Epoch, seq, work.Partition, lastOffset);
+    }
+
+    private readonly record struct RememberedState(string Epoch, ulong Seq, int Partition, long Offset);
+
     /// <summary>A fresh epoch name: time-ordered and unique, used only if the channel has none yet.</summary>
     private static string NewEpoch() => Guid.CreateVersion7().ToString("N")[..16];
 
+    // Only "alive" is cached: a node that comes back (e.g. after Redis lost its key) is seen at once.
     private bool IsFresh(string node, long now) =>
-        _liveness.TryGetValue(node, out var entry) && time.GetElapsedTime(entry.CheckedAt, now) < _options.LivenessCacheTtl;
+        _liveness.TryGetValue(node, out var entry) && entry.Alive && time.GetElapsedTime(entry.CheckedAt, now) < _options.LivenessCacheTtl;
 
     private async Task RefreshLivenessAsync(IDatabase db, long now)
     {

@@ -87,6 +87,19 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         }
     }
 
+    public void CatchUp(string channel, ChannelPosition head)
+    {
+        lock (_cursorsGate)
+        {
+            if (_cursors.TryGetValue(channel, out var cursor) && cursor.Buffered is null
+                && cursor.Epoch == head.Epoch && head.Seq > cursor.LastSeq)
+            {
+                cursor.Buffered = [];
+                _ = FillGapAsync(channel, cursor, cursor.LastSeq, head.Seq, head.Epoch);
+            }
+        }
+    }
+
     private async Task FillGapAsync(string channel, ChannelCursor cursor, ulong after, ulong upTo, string epoch)
     {
         List<ReplayedEvent>? missing = null;

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using Realtime.Gateway.Connections;
+using Realtime.Gateway.Protocol;
+using Realtime.Gateway.Replay;
 
 namespace Realtime.Gateway.Routing;
 
@@ -13,6 +15,12 @@ internal interface IFrameSink
     /// itself (it closes).
     /// </summary>
     void DeliverEvent(string channel, SharedFrame frame, ulong seq, string epoch);
+
+    /// <summary>
+    /// The channel is at <paramref name="head"/>: a sink that is behind it in the same epoch fetches
+    /// what it missed. Used after the node's routes were lost and registered again.
+    /// </summary>
+    void CatchUp(string channel, ChannelPosition head);
 }
 
 /// <summary>
@@ -134,6 +142,27 @@ internal sealed class ChannelHub(RouteRegistry routes)
         }
 
         return subscribers.Length;
+    }
+
+    /// <summary>
+    /// After the node's routes were missing for a while (Redis lost them), lets every subscriber of
+    /// these channels fetch the events sequenced meanwhile, which were not routed here.
+    /// </summary>
+    public async Task CatchUpAsync(IReadOnlyCollection<string> channels, ChannelHistory history)
+    {
+        foreach (var channel in channels)
+        {
+            if (!_channels.TryGetValue(channel, out var entry) || entry.Subscribers.Length == 0)
+            {
+                continue;
+            }
+
+            var head = await history.HeadAsync(channel);
+            foreach (var sink in entry.Subscribers)
+            {
+                sink.CatchUp(channel, head);
+            }
+        }
     }
 
     /// <summary>The channels this node must have routes for (to re-register after Redis lost them).</summary>

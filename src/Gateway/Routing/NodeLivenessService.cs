@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Realtime.Gateway.Replay;
 using StackExchange.Redis;
 
 namespace Realtime.Gateway.Routing;
@@ -12,6 +13,7 @@ namespace Realtime.Gateway.Routing;
 internal sealed partial class NodeLivenessService(
     RouteRegistry routes,
     ChannelHub hub,
+    ChannelHistory history,
     IConnectionMultiplexer redis,
     IOptions<GatewayOptions> options,
     NodeIdentity node,
@@ -64,6 +66,8 @@ internal sealed partial class NodeLivenessService(
                     var channels = hub.RoutedChannels();
                     await routes.AddManyAsync(channels);
                     LogReregistered(channels.Count, existed ? "connection restored" : "liveness key was missing");
+                    // Events sequenced while the routes were gone did not come here: fetch them.
+                    await hub.CatchUpAsync(channels, history);
                 }
 
                 forceReregister = false;

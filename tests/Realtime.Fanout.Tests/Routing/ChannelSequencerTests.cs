@@ -16,7 +16,7 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _redis = await RedisServer.StartAsync(TestContext.Current.CancellationToken);
-        _connection = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString);
+        _connection = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",allowAdmin=true");
     }
 
     public async ValueTask DisposeAsync()
@@ -86,6 +86,29 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
         Assert.Equal("129|"u8.ToArray().Concat(new byte[] { 1, 2, 129 }), newest);
         Assert.Equal(30, await db.SortedSetLengthAsync(_names.ChannelIndexKey("room:3")));
         Assert.Equal(30, await db.SortedSetScoreAsync(_names.ChannelIndexKey("room:3"), 129));
+    }
+
+    [Fact]
+    public async Task After_redis_loses_a_channel_the_same_worker_continues_it_in_the_same_epoch()
+    {
+        var sequencer = NewSequencer();
+        var (first, records) = Batch("room:5", 0, 1, 2, 3);
+        await sequencer.SequenceAsync(first, records);
+        var epoch = first[0].Epoch;
+
+        await _connection!.GetDatabase().ExecuteAsync("FLUSHALL");
+
+        var (next, nextRecords) = Batch("room:5", 0, 4, 5);
+        await sequencer.SequenceAsync(next, nextRecords);
+        Assert.Equal(epoch, next[0].Epoch);
+        Assert.Equal([4UL, 5UL], next[0].Seqs);
+
+        // A worker without that memory starts a new epoch: clients will be told to resync.
+        await _connection!.GetDatabase().ExecuteAsync("FLUSHALL");
+        var (fresh, freshRecords) = Batch("room:5", 0, 6);
+        await NewSequencer().SequenceAsync(fresh, freshRecords);
+        Assert.NotEqual(epoch, fresh[0].Epoch);
+        Assert.Equal([1UL], fresh[0].Seqs);
     }
 
     [Fact]
