@@ -195,7 +195,7 @@ cmd_test() {
   # Projects run one after another: integration tests start real processes and two cores are
   # all there is.
   dotnet test --solution "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --no-build --max-parallel-test-modules 1 \
-    --results-directory "$ROOT/TestResults" --report-trx --timeout 30m "$@" 2>&1 | tee "$log" || status=$?
+    --results-directory "$ROOT/TestResults" --report-trx --timeout 30m --output Detailed "$@" 2>&1 | tee "$log" || status=$?
   summarize "$log"
   return "$status"
 }
