@@ -69,6 +69,9 @@ public static class KafkaClientSettings
         {
             BootstrapServers = options.BootstrapServers,
             ClientId = clientId,
+            // A metadata request must not create the topic it asks about (with the broker's
+            // default partition count): creating topics is the provisioner's explicit job.
+            AllowAutoCreateTopics = false,
         };
         Apply(config, options);
         return config;

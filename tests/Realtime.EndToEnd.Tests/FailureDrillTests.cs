@@ -1,3 +1,4 @@
+using System.Globalization;
 using Google.Protobuf;
 using Realtime.Contracts.V1;
 using Realtime.Testing;
@@ -20,79 +21,48 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
     public async Task Fanout_workers_killed_without_warning_five_times_lose_nothing()
     {
         await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-fanout", gateways: 2, fanouts: 2, settings: FastFailover);
-        const int Channels = 200, Events = 20_000, Batch = 100, Subscribers = 20;
-        var channels = Enumerable.Range(0, Channels).Select(i => $"room:drill-{i}").ToArray();
-        var audit = new DeliveryAudit();
-        var subscribers = new List<ResumingSubscriber>();
-        for (var s = 0; s < Subscribers; s++)
-        {
-            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, s % 2, $"sub{s}", [.. channels.Where((_, i) => i % Subscribers == s)], audit));
-        }
+        const int Events = 20_000, BatchSize = 100;
+        await using var drill = new Drill(pipeline, "drill", channels: 200);
+        await drill.AddSubscribersAsync(20, s => s % 2);
 
-        var publisher = pipeline.PublisherClient(0);
-        var auth = pipeline.ServiceAuth("room:*");
         var kills = 0;
         var live = new List<ManagedProcess>(pipeline.Fanouts);
-        for (var start = 0; start < Events; start += Batch)
+        for (var start = 0; start < Events; start += BatchSize)
         {
-            var request = new PublishBatchRequest();
-            for (var i = start; i < start + Batch; i++)
-            {
-                var channel = channels[i % Channels];
-                request.Events.Add(new PublishRequest { Channel = channel, EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
-                audit.Published(channel, i);
-            }
-
-            await publisher.PublishBatchAsync(request, auth, deadline: DateTime.UtcNow.AddSeconds(60));
+            await drill.PublishBatchAsync(start, BatchSize);
 
             // Kill a worker at five points of the stream and start a replacement.
-            if (kills < 5 && start > 0 && start % (Events / 6) < Batch)
+            if (kills < 5 && start > 0 && start % (Events / 6) < BatchSize)
             {
                 var victim = live[kills % live.Count];
                 victim.Kill();
                 live.Remove(victim);
                 live.Add(pipeline.StartFanout(10 + kills));
                 kills++;
-                output.WriteLine($"killed {victim} after {start + Batch} events");
+                output.WriteLine($"killed {victim} after {start + BatchSize} events");
             }
         }
 
-        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(3));
-        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
-        output.WriteLine($"kills={kills} {report}");
         Assert.Equal(5, kills);
-        AssertClean(report, Events);
-        foreach (var subscriber in subscribers)
-        {
-            await subscriber.DisposeAsync();
-        }
+        await drill.AssertEveryoneGotEverythingAsync(Events, output, TimeSpan.FromMinutes(3));
     }
 
     [Fact]
     public async Task Clients_of_a_gateway_killed_mid_stream_resume_on_the_other_and_get_everything()
     {
         await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-gateway", gateways: 2, fanouts: 1);
-        var channels = Enumerable.Range(0, 20).Select(i => $"room:gw-{i}").ToArray();
-        var audit = new DeliveryAudit();
-        var subscribers = new List<ResumingSubscriber>();
-        for (var s = 0; s < 10; s++)
-        {
-            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, 0, $"sub{s}", [.. channels.Where((_, i) => i % 10 == s)], audit));
-        }
+        await using var drill = new Drill(pipeline, "gw", channels: 20);
+        await drill.AddSubscribersAsync(10, _ => 0);
 
-        var publisher = pipeline.PublisherClient(1);
-        var auth = pipeline.ServiceAuth("room:*");
-        const int Events = 4_000;
-        for (var i = 0; i < Events; i++)
+        const int Events = 4_000, BatchSize = 20;
+        for (var start = 0; start < Events; start += BatchSize)
         {
-            var channel = channels[i % channels.Length];
-            await publisher.PublishAsync(new PublishRequest { Channel = channel, EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) }, auth, deadline: DateTime.UtcNow.AddSeconds(30));
-            audit.Published(channel, i);
-            if (i == Events / 2)
+            await drill.PublishBatchAsync(start, BatchSize, gateway: 1);
+            if (start == Events / 2)
             {
                 pipeline.Gateways[0].Process.Kill();
-                output.WriteLine($"killed gw-0 after {i + 1} events");
-                foreach (var subscriber in subscribers)
+                output.WriteLine($"killed gw-0 after {start + BatchSize} events");
+                foreach (var subscriber in drill.Subscribers)
                 {
                     await subscriber.Disconnected.WaitAsync(TimeSpan.FromSeconds(30));
                     await subscriber.ConnectAsync(1);
@@ -100,67 +70,41 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
             }
         }
 
-        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(2));
-        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
-        output.WriteLine(report.ToString());
-        AssertClean(report, Events);
-        Assert.All(subscribers, s => Assert.Equal(0, s.Resyncs));
-        foreach (var subscriber in subscribers)
-        {
-            await subscriber.DisposeAsync();
-        }
+        await drill.AssertEveryoneGotEverythingAsync(Events, output, TimeSpan.FromMinutes(2));
+        Assert.All(drill.Subscribers, s => Assert.Equal(0, s.Resyncs));
     }
 
     [Fact]
     public async Task Two_thousand_clients_that_drop_at_once_resume_with_since_while_publishing_goes_on()
     {
         await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-storm", gateways: 2, fanouts: 1);
-        var channels = Enumerable.Range(0, 50).Select(i => $"room:storm-{i}").ToArray();
-        var audit = new DeliveryAudit();
-        var subscribers = new List<ResumingSubscriber>();
-        for (var s = 0; s < 2_000; s++)
-        {
-            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, s % 2, $"c{s}", [channels[s % channels.Length]], audit));
-        }
+        const int Channels = 50;
+        await using var drill = new Drill(pipeline, "storm", Channels);
+        await drill.AddSubscribersAsync(2_000, s => s % 2, clientsPerChannel: 40);
 
-        var publisher = pipeline.PublisherClient(0);
-        var auth = pipeline.ServiceAuth("room:*");
         var published = 0;
         using var stop = new CancellationTokenSource();
         var flow = Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
             {
-                var request = new PublishBatchRequest();
-                foreach (var channel in channels)
-                {
-                    request.Events.Add(new PublishRequest { Channel = channel, EventType = "n", Payload = ByteString.CopyFromUtf8(published.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
-                    audit.Published(channel, published++);
-                }
-
-                await publisher.PublishBatchAsync(request, auth, deadline: DateTime.UtcNow.AddSeconds(30));
+                await drill.PublishBatchAsync(published, Channels);
+                published += Channels;
                 // About 500 events/s over 50 channels, 40 subscribers each: 20,000 deliveries/s.
                 await Task.Delay(100, CancellationToken.None);
             }
         });
 
-        await Task.WhenAll(subscribers.Select(s => s.DropAsync()));
-        output.WriteLine($"dropped {subscribers.Count} clients");
+        await Task.WhenAll(drill.Subscribers.Select(s => s.DropAsync()));
+        output.WriteLine($"dropped {drill.Subscribers.Count} clients");
         // Each resumes on the other node, while the flow goes on.
-        await Parallel.ForEachAsync(subscribers, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (s, _) =>
-            await s.ConnectAsync(int.Parse(s.Name[1..], System.Globalization.CultureInfo.InvariantCulture) % 2 == 0 ? 1 : 0));
+        await Parallel.ForEachAsync(drill.Subscribers.Select((s, i) => (s, i)), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (entry, _) =>
+            await entry.s.ConnectAsync(entry.i % 2 == 0 ? 1 : 0));
 
         await stop.CancelAsync();
         await flow.WaitAsync(TimeSpan.FromSeconds(30));
-        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(2));
-        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
-        output.WriteLine(report.ToString());
-        AssertClean(report, report.Published);
-        Assert.All(subscribers, s => Assert.Equal(0, s.Resyncs));
-        foreach (var subscriber in subscribers)
-        {
-            await subscriber.DisposeAsync();
-        }
+        await drill.AssertEveryoneGotEverythingAsync(published, output, TimeSpan.FromMinutes(2));
+        Assert.All(drill.Subscribers, s => Assert.Equal(0, s.Resyncs));
     }
 
     [Fact]
@@ -169,28 +113,14 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
         Assert.SkipUnless(infrastructure.Kafka.Embedded is not null, "fault injection needs the embedded broker");
         var cluster = infrastructure.Kafka.Embedded!;
         await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-broker", gateways: 2, fanouts: 1);
-        var channels = Enumerable.Range(0, 20).Select(i => $"room:broker-{i}").ToArray();
-        var audit = new DeliveryAudit();
-        var subscribers = new List<ResumingSubscriber>();
-        for (var s = 0; s < 4; s++)
-        {
-            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, s % 2, $"sub{s}", [.. channels.Where((_, i) => i % 4 == s)], audit));
-        }
+        const int Channels = 20, Batches = 60;
+        await using var drill = new Drill(pipeline, "broker", Channels);
+        await drill.AddSubscribersAsync(4, s => s % 2);
 
-        var publisher = pipeline.PublisherClient(0);
-        var auth = pipeline.ServiceAuth("room:*");
-        const int Batches = 60;
         var outage = Task.CompletedTask;
         for (var b = 0; b < Batches; b++)
         {
-            var request = new PublishBatchRequest();
-            for (var i = b * channels.Length; i < (b + 1) * channels.Length; i++)
-            {
-                request.Events.Add(new PublishRequest { Channel = channels[i % channels.Length], EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
-                audit.Published(channels[i % channels.Length], i);
-            }
-
-            await publisher.PublishBatchAsync(request, auth, deadline: DateTime.UtcNow.AddSeconds(60));
+            await drill.PublishBatchAsync(b * Channels, Channels);
             if (b == Batches / 3)
             {
                 // Every broker goes away for five seconds while publishing goes on (and waits).
@@ -213,9 +143,8 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
             if (b == 2 * Batches / 3)
             {
                 // Leadership of every ingress and node-topic partition moves to another broker.
-                foreach (var topic in new[] { pipeline.Names.IngressTopic, pipeline.Names.NodeTopic("gw-0"), pipeline.Names.NodeTopic("gw-1") })
+                foreach (var (topic, partitions) in new[] { (pipeline.Names.IngressTopic, LocalPipeline.IngressPartitions), (pipeline.Names.NodeTopic("gw-0"), 4), (pipeline.Names.NodeTopic("gw-1"), 4) })
                 {
-                    var partitions = topic == pipeline.Names.IngressTopic ? LocalPipeline.IngressPartitions : 4;
                     for (var p = 0; p < partitions; p++)
                     {
                         cluster.SetPartitionLeader(topic, p, 1 + ((p + 1) % cluster.BrokerCount));
@@ -227,41 +156,20 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
         }
 
         await outage;
-        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(2));
-        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
-        output.WriteLine(report.ToString());
-        AssertClean(report, Batches * channels.Length);
-        foreach (var subscriber in subscribers)
-        {
-            await subscriber.DisposeAsync();
-        }
+        await drill.AssertEveryoneGotEverythingAsync(Batches * Channels, output, TimeSpan.FromMinutes(2));
     }
 
     [Fact]
     public async Task A_redis_restart_that_loses_all_data_mid_stream_loses_nothing()
     {
         await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "drill-redis", gateways: 2, fanouts: 1);
-        var channels = Enumerable.Range(0, 20).Select(i => $"room:redis-{i}").ToArray();
-        var audit = new DeliveryAudit();
-        var subscribers = new List<ResumingSubscriber>();
-        for (var s = 0; s < 4; s++)
-        {
-            subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, s % 2, $"sub{s}", [.. channels.Where((_, i) => i % 4 == s)], audit));
-        }
+        const int Channels = 20, Batches = 60;
+        await using var drill = new Drill(pipeline, "redis", Channels);
+        await drill.AddSubscribersAsync(4, s => s % 2);
 
-        var publisher = pipeline.PublisherClient(0);
-        var auth = pipeline.ServiceAuth("room:*");
-        const int Batches = 60;
         for (var b = 0; b < Batches; b++)
         {
-            var request = new PublishBatchRequest();
-            for (var i = b * channels.Length; i < (b + 1) * channels.Length; i++)
-            {
-                request.Events.Add(new PublishRequest { Channel = channels[i % channels.Length], EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
-                audit.Published(channels[i % channels.Length], i);
-            }
-
-            await publisher.PublishBatchAsync(request, auth, deadline: DateTime.UtcNow.AddSeconds(60));
+            await drill.PublishBatchAsync(b * Channels, Channels);
             if (b == Batches / 2)
             {
                 await infrastructure.Redis.RestartAsync();
@@ -271,29 +179,76 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
             await Task.Delay(50, CancellationToken.None);
         }
 
-        await WaitForAllAsync(audit, subscribers, TimeSpan.FromMinutes(2));
-        var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
-        output.WriteLine(report.ToString());
-        AssertClean(report, Batches * channels.Length);
-        foreach (var subscriber in subscribers)
+        await drill.AssertEveryoneGotEverythingAsync(Batches * Channels, output, TimeSpan.FromMinutes(2));
+    }
+
+    /// <summary>Channels, resuming subscribers and the audit of one drill; events carry their publish index as data.</summary>
+    private sealed class Drill(LocalPipeline pipeline, string name, int channels) : IAsyncDisposable
+    {
+        private readonly string[] _channels = [.. Enumerable.Range(0, channels).Select(i => $"room:{name}-{i}")];
+        private readonly Grpc.Core.Metadata _auth = pipeline.ServiceAuth("room:*");
+        private readonly Dictionary<int, Publisher.PublisherClient> _publishers = [];
+
+        public DeliveryAudit Audit { get; } = new();
+
+        public List<ResumingSubscriber> Subscribers { get; } = [];
+
+        /// <summary>Subscribers spread over the channels: each gets every channel whose index equals its own modulo the subscriber count, or one channel when several clients share each.</summary>
+        public async Task AddSubscribersAsync(int count, Func<int, int> gatewayOf, int clientsPerChannel = 1)
         {
-            await subscriber.DisposeAsync();
+            for (var s = 0; s < count; s++)
+            {
+                string[] subscribed = clientsPerChannel > 1
+                    ? [_channels[s % _channels.Length]]
+                    : [.. _channels.Where((_, i) => i % count == s)];
+                Subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, gatewayOf(s), $"{name}{s}", subscribed, Audit));
+            }
         }
-    }
 
-    private static async Task WaitForAllAsync(DeliveryAudit audit, List<ResumingSubscriber> subscribers, TimeSpan timeout)
-    {
-        await PipelineTests.WaitUntilAsync(
-            () => Task.FromResult(subscribers.All(s => s.Channels.All(c => audit.Missing(s.Name, c) <= 0))),
-            timeout);
-    }
+        /// <summary>Publishes events <paramref name="from"/> to <paramref name="from"/> + <paramref name="count"/> - 1 in one gRPC batch, round-robin over the channels.</summary>
+        public async Task PublishBatchAsync(int from, int count, int gateway = 0)
+        {
+            if (!_publishers.TryGetValue(gateway, out var publisher))
+            {
+                publisher = pipeline.PublisherClient(gateway);
+                _publishers[gateway] = publisher;
+            }
 
-    private static void AssertClean(AuditReport report, long expectedPublished)
-    {
-        Assert.True(report.Published >= expectedPublished);
-        Assert.Equal(0, report.Lost);
-        Assert.Equal(0, report.Duplicates);
-        Assert.Equal(0, report.OutOfOrder);
-        Assert.Equal(0, report.SeqHoles);
+            var request = new PublishBatchRequest();
+            for (var i = from; i < from + count; i++)
+            {
+                var channel = _channels[i % _channels.Length];
+                request.Events.Add(new PublishRequest { Channel = channel, EventType = "n", Payload = ByteString.CopyFromUtf8(i.ToString(CultureInfo.InvariantCulture)) });
+            }
+
+            await publisher.PublishBatchAsync(request, _auth, deadline: DateTime.UtcNow.AddSeconds(60));
+            for (var i = from; i < from + count; i++)
+            {
+                Audit.Published(_channels[i % _channels.Length], i);
+            }
+        }
+
+        public async Task AssertEveryoneGotEverythingAsync(int events, ITestOutputHelper output, TimeSpan timeout)
+        {
+            await PipelineTests.WaitUntilAsync(
+                () => Task.FromResult(Subscribers.All(s => s.Channels.All(c => Audit.Missing(s.Name, c) <= 0))),
+                timeout);
+            var report = Audit.Report(Subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
+            output.WriteLine($"events={events} {report}");
+            Assert.True(report.Published >= events);
+            Assert.Equal(report.Published, report.Delivered);
+            Assert.Equal(0, report.Lost);
+            Assert.Equal(0, report.Duplicates);
+            Assert.Equal(0, report.OutOfOrder);
+            Assert.Equal(0, report.SeqHoles);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var subscriber in Subscribers)
+            {
+                await subscriber.DisposeAsync();
+            }
+        }
     }
 }
