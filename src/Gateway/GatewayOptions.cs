@@ -23,6 +23,26 @@ public sealed class GatewayOptions : IValidatableObject
     [Required]
     public string GrpcEndpoint { get; set; } = "http://127.0.0.1:9080";
 
+    /// <summary>Most connections this node holds at once; more get 503 with Retry-After before any upgrade.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>New connections accepted per second (token bucket, burst of one second's worth); the excess gets 503 with Retry-After.</summary>
+    [Range(1, 1_000_000)]
+    public int NewConnectionsPerSecond { get; set; } = 500;
+
+    /// <summary>Most channels one connection may be subscribed to at once.</summary>
+    [Range(1, 100_000)]
+    public int MaxChannelsPerConnection { get; set; } = 200;
+
+    /// <summary>Publishes per second one connection may make (token bucket, burst of one second's worth).</summary>
+    [Range(0.1, 1_000_000)]
+    public double PublishesPerSecond { get; set; } = 10;
+
+    /// <summary>Subscribes per second one connection may make (token bucket, burst of one second's worth).</summary>
+    [Range(0.1, 1_000_000)]
+    public double SubscribesPerSecond { get; set; } = 50;
+
     /// <summary>Largest inbound WebSocket message; larger ones close the connection with 1009.</summary>
     [Range(1_024, 16 * 1024 * 1024)]
     public int MaxInboundMessageBytes { get; set; } = 64 * 1024;

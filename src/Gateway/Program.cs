@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Realtime.Gateway;
+using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Connections;
 using Realtime.Gateway.Delivery;
@@ -29,6 +30,7 @@ builder.Services.AddOptions<AuthOptions>().Bind(builder.Configuration.GetSection
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(sp => new NodeIdentity(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ResolveNodeId()));
 builder.Services.AddSingleton<TokenValidator>();
+builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
 builder.Services.AddSingleton<ChannelHistory>();

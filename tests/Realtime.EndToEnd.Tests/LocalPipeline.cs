@@ -143,6 +143,10 @@ public sealed class LocalPipeline : IAsyncDisposable
         extra["Redis__Configuration"] = RedisConfiguration;
         extra["Logging__Console__FormatterName"] = "simple";
         extra["DOTNET_gcServer"] = "0";
+        // Tests drive connections far harder than a person; the limits have tests of their own.
+        extra["Gateway__PublishesPerSecond"] = "1000000";
+        extra["Gateway__SubscribesPerSecond"] = "1000000";
+        extra["Gateway__NewConnectionsPerSecond"] = "1000000";
         foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
         {
             extra[key] = value;

@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using Google.Protobuf;
 using Realtime.Contracts;
 using Realtime.Contracts.V1;
+using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Publishing;
@@ -30,6 +31,8 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
     private readonly SemaphoreSlim _publishSlots;
     private readonly CancellationTokenSource _receiveCancellation = new();
     private readonly ILogger _logger;
+    private TokenBucket _publishes;
+    private TokenBucket _subscribes;
     private int _closeCode;
     private string? _closeReason;
 
@@ -42,6 +45,9 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         _queue = new OutboundQueue(services.Options.SendQueueLimitBytes);
         _publishSlots = new SemaphoreSlim(services.Options.MaxInFlightPublishesPerConnection);
         Id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        _publishes = new TokenBucket(services.Options.PublishesPerSecond, services.Options.PublishesPerSecond, now);
+        _subscribes = new TokenBucket(services.Options.SubscribesPerSecond, services.Options.SubscribesPerSecond, now);
     }
 
     public string Id { get; }
@@ -318,6 +324,11 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             return;
         }
 
+        if (!WithinRate(ref _subscribes, frame.Id))
+        {
+            return;
+        }
+
         ChannelCursor cursor;
         lock (_cursorsGate)
         {
@@ -325,6 +336,12 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             {
                 // Already live: subscribing again changes nothing.
                 Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
+                return;
+            }
+
+            if (_cursors.Count >= _services.Options.MaxChannelsPerConnection)
+            {
+                SendError(frame.Id, ErrorCodes.TooManyChannels, $"At most {_services.Options.MaxChannelsPerConnection} channels per connection.");
                 return;
             }
 
@@ -445,6 +462,11 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             return;
         }
 
+        if (!WithinRate(ref _publishes, frame.Id))
+        {
+            return;
+        }
+
         var envelope = _services.Events.Create(
             _identity,
             PublishOrigin.Websocket,
@@ -504,6 +526,18 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
                 // The connection ended while the acknowledgement was pending.
             }
         }
+    }
+
+    /// <summary>Takes a token from a per-connection bucket, or answers <c>rate_limited</c>.</summary>
+    private bool WithinRate(ref TokenBucket bucket, string? requestId)
+    {
+        if (bucket.TryTake(System.Diagnostics.Stopwatch.GetTimestamp(), System.Diagnostics.Stopwatch.Frequency, out var retryAfter))
+        {
+            return true;
+        }
+
+        Send(ServerFrames.ForCurrentThread().Error(requestId, ErrorCodes.RateLimited, "Too many requests on this connection; nothing was done.", retryAfter));
+        return false;
     }
 
     private bool Authorize(string? requestId, string channel)

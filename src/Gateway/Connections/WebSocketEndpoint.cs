@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Publishing;
 using Realtime.Gateway.Replay;
@@ -28,6 +29,7 @@ internal static partial class WebSocketEndpoint
         NodeIdentity node,
         IOptions<GatewayOptions> options,
         IHostApplicationLifetime lifetime,
+        AdmissionControl admissionControl,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
@@ -36,6 +38,17 @@ internal static partial class WebSocketEndpoint
             context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
             context.Response.Headers.Upgrade = "websocket";
             await context.Response.WriteAsync("This endpoint speaks WebSocket only.");
+            return;
+        }
+
+        // Admission first: it is the cheapest check and protects everything after it.
+        using var admission = admissionControl.TryAdmit(out var retryAfter);
+        if (admission is null)
+        {
+            LogNotAdmitted(logger, admissionControl.ActiveConnections);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await context.Response.WriteAsJsonAsync(new { error = "over_capacity" });
             return;
         }
 
@@ -69,6 +82,9 @@ internal static partial class WebSocketEndpoint
 
     [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Handshake refused: {Failure}")]
     private static partial void LogRefused(ILogger logger, TokenFailure failure);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Debug, Message = "Handshake refused: over capacity ({Active} connections)")]
+    private static partial void LogNotAdmitted(ILogger logger, int active);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened for {Subject}")]
     private static partial void LogConnected(ILogger logger, string connectionId, string subject);

@@ -24,8 +24,11 @@ public static class ErrorCodes
     /// <summary>Kafka or Redis did not answer in time; the request had no effect and may be retried.</summary>
     public const string Unavailable = "unavailable";
 
-    /// <summary>Too many publishes awaiting acknowledgement on this connection.</summary>
-    public const string TooManyInFlight = "too_many_in_flight";
+    /// <summary>The connection publishes or subscribes faster than its limit; the frame had no effect. Retry after <c>retryAfterMs</c>.</summary>
+    public const string RateLimited = "rate_limited";
+
+    /// <summary>The connection is subscribed to as many channels as it may be.</summary>
+    public const string TooManyChannels = "too_many_channels";
 }
 
 /// <summary>WebSocket close codes the gateway uses (docs/protocol.md lists them for clients).</summary>

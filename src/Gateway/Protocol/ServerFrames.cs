@@ -82,12 +82,17 @@ internal sealed class ServerFrames
         return End();
     }
 
-    public SharedFrame Error(string? id, string code, string message)
+    public SharedFrame Error(string? id, string code, string message, TimeSpan? retryAfter = null)
     {
         Begin("error");
         WriteId(id);
         _writer.WriteString("code"u8, code);
         _writer.WriteString("message"u8, message);
+        if (retryAfter is { } wait)
+        {
+            _writer.WriteNumber("retryAfterMs"u8, (long)Math.Ceiling(wait.TotalMilliseconds));
+        }
+
         return End();
     }
 
