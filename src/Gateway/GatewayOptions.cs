@@ -88,6 +88,12 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>WebSocket protocol-level ping interval (keeps NATs and proxies from dropping idle sockets).</summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(25);
 
+    /// <summary>
+    /// How long after a ping the pong may take. A connection that answers nothing for
+    /// <see cref="KeepAliveInterval"/> plus this is dead: it is closed and its routes released.
+    /// </summary>
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     public string ResolveNodeId() =>
         !string.IsNullOrWhiteSpace(NodeId) ? NodeId : Environment.GetEnvironmentVariable("POD_NAME") ?? string.Empty;
 
