@@ -146,7 +146,8 @@ cmd_up() {
   local i
   for i in 0 1; do
     Auth__SigningKey="$(cat "$KEY_FILE")" start "gw-$i" dotnet "$(out_dll src/Gateway Realtime.Gateway)" \
-      --Gateway:NodeId="gw-$i" --Gateway:HttpEndpoint="http://127.0.0.1:808$i" --Gateway:GrpcEndpoint="http://127.0.0.1:908$i"
+      --Gateway:NodeId="gw-$i" --Gateway:HttpEndpoint="http://127.0.0.1:808$i" --Gateway:GrpcEndpoint="http://127.0.0.1:908$i" \
+      --Gateway:DrainWindow=00:00:03
   done
   for i in 0 1; do wait_for_log "gw-$i" "gateway gw-$i ready" 60; done
   wait_for_log fanout "Fanout assigned partitions" 60

@@ -85,6 +85,13 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>How often the liveness key is refreshed (and lost routes re-registered).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a stopping node takes to send its clients away: each gets a <c>reconnect</c> frame
+    /// with its own delay within this window and is closed with 1001 when it runs out. Set the
+    /// pod's termination grace period longer than this.
+    /// </summary>
+    public TimeSpan DrainWindow { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>WebSocket protocol-level ping interval (keeps NATs and proxies from dropping idle sockets).</summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(25);
 

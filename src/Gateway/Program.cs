@@ -31,6 +31,7 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(sp => new NodeIdentity(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ResolveNodeId()));
 builder.Services.AddSingleton<TokenValidator>();
 builder.Services.AddSingleton<AdmissionControl>();
+builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
 builder.Services.AddSingleton<ChannelHistory>();
@@ -50,7 +51,8 @@ builder.Services.AddGrpc(o =>
 });
 builder.Services.AddGrpcHealthChecks().AddCheck<GatewayReadiness>("gateway");
 builder.Services.AddGrpcReflection();
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+// Stopping lasts the drain window, plus time to commit offsets and remove routes.
+builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((host, gateway) => host.ShutdownTimeout = gateway.Value.DrainWindow + TimeSpan.FromSeconds(15));
 
 var gatewayOptions = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
 var httpEndpoint = new Uri(gatewayOptions.HttpEndpoint);
@@ -64,6 +66,8 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 });
 
 var app = builder.Build();
+// Created now so it sees ApplicationStopping even before the first connection.
+app.Services.GetRequiredService<DrainCoordinator>();
 
 // The gRPC port serves gRPC only and the HTTP port everything else, whatever Host header a
 // proxy forwards.
@@ -89,6 +93,17 @@ app.MapGrpcService<ChannelsService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 app.MapGet("/healthz", () => Results.Text("ok"));
+// Same as SIGTERM: drain, then stop. Only from the node itself (or a sidecar / kubectl exec).
+app.MapPost("/admin/drain", (HttpContext context, IHostApplicationLifetime lifetime) =>
+{
+    if (context.Connection.RemoteIpAddress is not { } remote || !IPAddress.IsLoopback(remote))
+    {
+        return Results.StatusCode(StatusCodes.Status403Forbidden);
+    }
+
+    lifetime.StopApplication();
+    return Results.Accepted();
+});
 app.MapGet("/readyz", async (HealthCheckService health) =>
 {
     var report = await health.CheckHealthAsync();

@@ -30,6 +30,12 @@ public sealed class ResumingSubscriber : IAsyncDisposable
 
     public int Resyncs { get; private set; }
 
+    /// <summary>How many of its connections ended with a <c>reconnect</c> frame from the server first.</summary>
+    public int ReconnectHints { get; private set; }
+
+    /// <summary>How the server closed its previous connection, if it did.</summary>
+    public System.Net.WebSockets.WebSocketCloseStatus? LastCloseStatus { get; private set; }
+
     public static async Task<ResumingSubscriber> StartAsync(LocalPipeline pipeline, int gateway, string name, string[] channels, DeliveryAudit audit)
     {
         var subscriber = new ResumingSubscriber(pipeline, name, channels, audit);
@@ -45,6 +51,8 @@ public sealed class ResumingSubscriber : IAsyncDisposable
     {
         if (_client is not null)
         {
+            ReconnectHints += _client.Other.Count(f => (string?)f["type"] == "reconnect");
+            LastCloseStatus = _client.CloseStatus;
             await _client.DisposeAsync();
             await _pump;
         }

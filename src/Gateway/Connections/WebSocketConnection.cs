@@ -202,12 +202,14 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
     public async Task RunAsync(CancellationToken stopping)
     {
-        using var stoppingRegistration = stopping.Register(() => RequestClose(CloseCodes.GoingAway, "server shutting down", dropQueued: false));
+        using var stoppingRegistration = stopping.Register(StartDrain);
         Send(ServerFrames.ForCurrentThread().Connected(Id, _services.Node.Id));
         var writer = Task.Run(WriteLoopAsync, CancellationToken.None);
         try
         {
-            await ReceiveLoopAsync(_receiveCancellation.Token);
+            // Reads are never cancelled: cancelling a WebSocket read aborts the socket, and a
+            // closing connection must still flush its last frames and the close frame.
+            await ReceiveLoopAsync(CancellationToken.None);
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
         {
@@ -233,6 +235,18 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
     {
         _publishSlots.Dispose();
         _receiveCancellation.Dispose();
+    }
+
+    /// <summary>The node is stopping: tell the client when to leave, and close it then.</summary>
+    private void StartDrain()
+    {
+        var delay = _services.Drain.NextDelay();
+        Send(ServerFrames.ForCurrentThread().Reconnect("shutdown", delay));
+        _ = Task.Delay(delay).ContinueWith(
+            _ => RequestClose(CloseCodes.GoingAway, "server shutting down", dropQueued: false),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
@@ -280,6 +294,12 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
                     case WebSocketMessageType.Binary:
                         RequestClose(CloseCodes.UnsupportedData, "binary messages are not part of the JSON protocol", dropQueued: false);
                         return;
+                }
+
+                if (Volatile.Read(ref _closeCode) != 0)
+                {
+                    // Closing: what the client still sends until its close reply has no effect.
+                    continue;
                 }
 
                 await HandleAsync(buffer.AsMemory(0, count));
@@ -619,10 +639,23 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
         try
         {
+            // Stops what waits on the connection's behalf (publish slots, replays); not the reads.
             _receiveCancellation.Cancel();
         }
         catch (ObjectDisposedException)
         {
+        }
+
+        _ = AbortIfStillOpenAsync();
+    }
+
+    /// <summary>A peer that does not complete the close handshake in time is cut off.</summary>
+    private async Task AbortIfStillOpenAsync()
+    {
+        await Task.Delay(CloseTimeout * 2, CancellationToken.None);
+        if (_socket.State is not (WebSocketState.Closed or WebSocketState.Aborted))
+        {
+            _socket.Abort();
         }
     }
 
@@ -673,6 +706,7 @@ internal sealed record ConnectionServices(
     ChannelHub Hub,
     ChannelHistory History,
     EventPublisher Publisher,
+    DrainCoordinator Drain,
     EventFactory Events,
     NodeIdentity Node,
     GatewayOptions Options,

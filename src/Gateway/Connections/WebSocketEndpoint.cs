@@ -30,9 +30,11 @@ internal static partial class WebSocketEndpoint
         IOptions<GatewayOptions> options,
         IHostApplicationLifetime lifetime,
         AdmissionControl admissionControl,
+        DrainCoordinator drain,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
+        var retryAfter = TimeSpan.FromSeconds(1);
         if (!context.WebSockets.IsWebSocketRequest)
         {
             context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
@@ -42,7 +44,7 @@ internal static partial class WebSocketEndpoint
         }
 
         // Admission first: it is the cheapest check and protects everything after it.
-        using var admission = admissionControl.TryAdmit(out var retryAfter);
+        using var admission = drain.IsDraining ? null : admissionControl.TryAdmit(out retryAfter);
         if (admission is null)
         {
             LogNotAdmitted(logger, admissionControl.ActiveConnections);
@@ -75,7 +77,7 @@ internal static partial class WebSocketEndpoint
         using var connection = new WebSocketConnection(
             socket,
             identity,
-            new ConnectionServices(hub, history, publisher, events, node, options.Value, logger));
+            new ConnectionServices(hub, history, publisher, drain, events, node, options.Value, logger));
         LogConnected(logger, connection.Id, identity.Subject);
         await connection.RunAsync(lifetime.ApplicationStopping);
         LogDisconnected(logger, connection.Id);

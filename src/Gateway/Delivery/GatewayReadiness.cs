@@ -7,10 +7,15 @@ namespace Realtime.Gateway.Delivery;
 /// Ready means the node can do its job: its delivery topic is assigned and Redis answers.
 /// Served on <c>/readyz</c> and through the gRPC health service.
 /// </summary>
-internal sealed class GatewayReadiness(DeliveryStatus delivery, IConnectionMultiplexer redis, NodeIdentity node) : IHealthCheck
+internal sealed class GatewayReadiness(DeliveryStatus delivery, IConnectionMultiplexer redis, NodeIdentity node, Connections.DrainCoordinator drain) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        if (drain.IsDraining)
+        {
+            return HealthCheckResult.Unhealthy("draining");
+        }
+
         if (delivery.AssignedPartitions == 0)
         {
             return HealthCheckResult.Unhealthy("delivery topic not assigned");

@@ -75,6 +75,15 @@ internal sealed class ServerFrames
         return End();
     }
 
+    /// <summary>The node is going away: reconnect (to any node, resuming with <c>since</c>) after <paramref name="delay"/>.</summary>
+    public SharedFrame Reconnect(string reason, TimeSpan delay)
+    {
+        Begin("reconnect");
+        _writer.WriteString("reason"u8, reason);
+        _writer.WriteNumber("delayMs"u8, (long)delay.TotalMilliseconds);
+        return End();
+    }
+
     public SharedFrame Pong(string? id)
     {
         Begin("pong");

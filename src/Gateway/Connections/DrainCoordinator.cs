@@ -1,0 +1,23 @@
+namespace Realtime.Gateway.Connections;
+
+/// <summary>
+/// Graceful drain: when the node is asked to stop (SIGTERM or <c>POST /admin/drain</c>) every
+/// client is told to reconnect elsewhere after its own delay, spread over the drain window, so
+/// that a deploy moves its clients gradually instead of all at once. Readiness fails at once.
+/// </summary>
+internal sealed class DrainCoordinator
+{
+    private readonly TimeSpan _window;
+    private int _draining;
+
+    public DrainCoordinator(Microsoft.Extensions.Options.IOptions<GatewayOptions> options, IHostApplicationLifetime lifetime)
+    {
+        _window = options.Value.DrainWindow;
+        lifetime.ApplicationStopping.Register(() => Volatile.Write(ref _draining, 1));
+    }
+
+    public bool IsDraining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>When this connection should go: uniformly spread over the first 90% of the window, leaving room to close.</summary>
+    public TimeSpan NextDelay() => _window * (0.9 * Random.Shared.NextDouble());
+}
