@@ -39,6 +39,10 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(0.1, 1_000_000)]
     public double PublishesPerSecond { get; set; } = 10;
 
+    /// <summary>Typing-class events (transient, with an event name starting with <c>typing</c>) per second per connection.</summary>
+    [Range(0.1, 1_000)]
+    public double TypingEventsPerSecond { get; set; } = 1;
+
     /// <summary>Subscribes per second one connection may make (token bucket, burst of one second's worth).</summary>
     [Range(0.1, 1_000_000)]
     public double SubscribesPerSecond { get; set; } = 50;

@@ -118,7 +118,7 @@ internal sealed partial class FanoutWorker(
     private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
     {
         var batch = new List<ConsumeResult<byte[], byte[]>>(_options.MaxBatchSize);
-        var records = new List<(long Offset, byte[] Envelope)>(_options.MaxBatchSize);
+        var records = new List<(long Offset, byte[] Envelope, bool Transient)>(_options.MaxBatchSize);
         var channels = new List<ChannelWork>();
         var byChannel = new Dictionary<(string Channel, int Partition), ChannelWork>();
 
@@ -147,7 +147,7 @@ internal sealed partial class FanoutWorker(
             for (var i = 0; i < batch.Count; i++)
             {
                 var record = batch[i];
-                records.Add((record.Offset.Value, record.Message.Value ?? []));
+                records.Add((record.Offset.Value, record.Message.Value ?? [], IsTransient(record.Message.Headers)));
                 var key = (Encoding.UTF8.GetString(record.Message.Key ?? []), record.Partition.Value);
                 if (!byChannel.TryGetValue(key, out var work))
                 {
@@ -214,7 +214,10 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private bool TrySequence(List<ChannelWork> channels, List<(long Offset, byte[] Envelope)> records, CancellationToken stoppingToken)
+    private static bool IsTransient(Headers? headers) =>
+        headers is not null && headers.TryGetLastBytes(IngressHeaders.Transient, out var value) && value is [(byte)'1'];
+
+    private bool TrySequence(List<ChannelWork> channels, List<(long Offset, byte[] Envelope, bool Transient)> records, CancellationToken stoppingToken)
     {
         // Without routes the batch cannot be delivered, and skipping it would lose it: wait
         // for Redis instead. Consumer heartbeats run on librdkafka's threads meanwhile.
@@ -252,8 +255,8 @@ internal sealed partial class FanoutWorker(
         var partition = record.Partition.Value;
         var offset = record.Offset.Value;
         var seq = work.Seqs[position];
-        // Seq 0: sequenced so long ago that it left the index; it was delivered then.
-        var targets = seq == 0 ? [] : work.Targets;
+        // Seq -1: sequenced so long ago that it left the index; it was delivered then.
+        var targets = seq < 0 ? [] : work.Targets;
         var safe = _progress.Add(partition, offset, targets.Length);
         if (safe >= 0)
         {
@@ -268,7 +271,7 @@ internal sealed partial class FanoutWorker(
         var message = new Message<byte[], byte[]>
         {
             Key = record.Message.Key,
-            Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt, seq, work.Epoch),
+            Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch),
             Headers = record.Message.Headers,
         };
         var generation = _progress.Generation;

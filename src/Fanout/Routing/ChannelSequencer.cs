@@ -14,8 +14,11 @@ internal sealed class ChannelWork(string channel, int partition)
     /// <summary>Indexes into the batch, in ingress order.</summary>
     public List<int> Records { get; } = [];
 
-    /// <summary>Seq of each record (0 when the record was sequenced long ago and is no longer indexed).</summary>
-    public List<ulong> Seqs { get; } = [];
+    /// <summary>
+    /// Seq of each record: 0 for a transient event (it has no position), -1 for one sequenced so
+    /// long ago that it left the index (it was delivered then).
+    /// </summary>
+    public List<long> Seqs { get; } = [];
 
     public string Epoch { get; set; } = string.Empty;
 
@@ -46,7 +49,8 @@ internal sealed class ChannelSequencer(
 {
     // KEYS: state, index, recent, route.  ARGV: epoch candidate, recent limit, index limit,
     // ingress partition, remembered epoch, seq and offset (empty when none), then (offset,
-    // envelope) pairs.  Returns {epoch, routes, seq..., last sequenced offset}.
+    // envelope) pairs, an empty envelope marking a transient event.  Returns {epoch, routes,
+    // seq..., last sequenced offset}.
     private const string Script = """
         local seq, last = 0, -1
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -66,9 +70,12 @@ internal sealed class ChannelSequencer(
         local result = {epoch, redis.call('SMEMBERS', KEYS[4])}
         for i = 8, #ARGV, 2 do
           local offset = tonumber(ARGV[i])
-          if offset <= last then
+          if ARGV[i + 1] == '' then
+            -- Transient: routed, never sequenced, never kept.
+            result[#result + 1] = 0
+          elseif offset <= last then
             local indexed = redis.call('ZSCORE', KEYS[2], ARGV[i])
-            result[#result + 1] = indexed and tonumber(indexed) or 0
+            result[#result + 1] = indexed and tonumber(indexed) or -1
           else
             seq = seq + 1
             last = offset
@@ -100,7 +107,7 @@ internal sealed class ChannelSequencer(
     /// Sequences and routes every channel of a batch. <paramref name="records"/> holds the
     /// ingress records by batch index. Throws <see cref="RedisException"/> when Redis cannot answer.
     /// </summary>
-    public async Task SequenceAsync(IReadOnlyList<ChannelWork> channels, IReadOnlyList<(long Offset, byte[] Envelope)> records)
+    public async Task SequenceAsync(IReadOnlyList<ChannelWork> channels, IReadOnlyList<(long Offset, byte[] Envelope, bool Transient)> records)
     {
         var db = redis.GetDatabase();
         var batch = db.CreateBatch();
@@ -128,9 +135,9 @@ internal sealed class ChannelSequencer(
             args[6] = remembered ? state.Offset : -1;
             for (var i = 0; i < work.Records.Count; i++)
             {
-                var (offset, envelope) = records[work.Records[i]];
+                var (offset, envelope, transient) = records[work.Records[i]];
                 args[7 + (2 * i)] = offset;
-                args[8 + (2 * i)] = envelope;
+                args[8 + (2 * i)] = transient ? RedisValue.EmptyString : envelope;
             }
 
             calls[c] = batch.ScriptEvaluateAsync(Script, keys, args);
@@ -151,7 +158,7 @@ internal sealed class ChannelSequencer(
             work.Seqs.Clear();
             for (var i = 2; i < result.Length - 1; i++)
             {
-                work.Seqs.Add((ulong)(long)result[i]);
+                work.Seqs.Add((long)result[i]);
             }
 
             Remember(work, (long)result[^1]);
@@ -179,7 +186,7 @@ internal sealed class ChannelSequencer(
 
     private void Remember(ChannelWork work, long lastOffset)
     {
-        var seq = work.Seqs.Count == 0 ? 0 : work.Seqs.Max();
+        var seq = work.Seqs.Count == 0 ? 0 : (ulong)Math.Max(0, work.Seqs.Max());
         if (seq == 0)
         {
             return;

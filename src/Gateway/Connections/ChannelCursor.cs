@@ -14,6 +14,12 @@ internal sealed class ChannelCursor
 
     public ulong LastSeq { get; set; }
 
+    /// <summary>
+    /// Live delivery stopped because the client fell behind: it was sent <c>resync</c>
+    /// (<c>slow_consumer</c>) and catches up by subscribing again with <c>since</c>.
+    /// </summary>
+    public bool Suspended { get; set; }
+
     /// <summary>Non-null while replaying: live events to send once the replay is out.</summary>
     public List<(SharedFrame Frame, ulong Seq, string Epoch)>? Buffered { get; set; } = [];
 }

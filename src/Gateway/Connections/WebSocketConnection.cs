@@ -33,6 +33,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
     private readonly ILogger _logger;
     private TokenBucket _publishes;
     private TokenBucket _subscribes;
+    private TokenBucket _typing;
     private int _closeCode;
     private string? _closeReason;
 
@@ -48,6 +49,7 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
         _publishes = new TokenBucket(services.Options.PublishesPerSecond, services.Options.PublishesPerSecond, now);
         _subscribes = new TokenBucket(services.Options.SubscribesPerSecond, services.Options.SubscribesPerSecond, now);
+        _typing = new TokenBucket(services.Options.TypingEventsPerSecond, 1, now);
     }
 
     public string Id { get; }
@@ -71,6 +73,11 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
                 frame.AddReference();
                 buffered.Add((frame, seq, epoch));
+                return;
+            }
+
+            if (cursor.Suspended || !HasRoomFor(channel, cursor, frame, seq))
+            {
                 return;
             }
 
@@ -104,6 +111,32 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
                 _ = FillGapAsync(channel, cursor, cursor.LastSeq, head.Seq, head.Epoch);
             }
         }
+    }
+
+    /// <summary>
+    /// Backpressure in tiers, before the hard limit closes the connection: past half the send
+    /// queue transient events are dropped; past three quarters live delivery of the channel stops
+    /// and the client is sent <c>resync</c> (<c>slow_consumer</c>) with its own last position, from
+    /// which it catches up at its own pace. Called under the lock.
+    /// </summary>
+    private bool HasRoomFor(string channel, ChannelCursor cursor, SharedFrame frame, ulong seq)
+    {
+        var limit = _services.Options.SendQueueLimitBytes;
+        var queued = _queue.QueuedBytes + frame.Length;
+        if (seq == 0)
+        {
+            return queued <= limit / 2;
+        }
+
+        if (queued <= limit / 4 * 3)
+        {
+            return true;
+        }
+
+        cursor.Suspended = true;
+        LogSuspended(Id, channel);
+        Send(ServerFrames.ForCurrentThread().Resync(channel, "slow_consumer", new ChannelPosition(cursor.Epoch, cursor.LastSeq)));
+        return false;
     }
 
     private async Task FillGapAsync(string channel, ChannelCursor cursor, ulong after, ulong upTo, string epoch)
@@ -352,11 +385,18 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
         ChannelCursor cursor;
         lock (_cursorsGate)
         {
-            if (_cursors.ContainsKey(channel))
+            if (_cursors.TryGetValue(channel, out var existing))
             {
-                // Already live: subscribing again changes nothing.
-                Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
-                return;
+                if (!existing.Suspended)
+                {
+                    // Already live: subscribing again changes nothing.
+                    Send(ServerFrames.ForCurrentThread().Ok(frame.Id, channel));
+                    return;
+                }
+
+                // Catching up after a slow_consumer resync: start over from the client's position.
+                ReleaseBuffered(existing);
+                _cursors.Remove(channel);
             }
 
             if (_cursors.Count >= _services.Options.MaxChannelsPerConnection)
@@ -482,7 +522,8 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             return;
         }
 
-        if (!WithinRate(ref _publishes, frame.Id))
+        if (!WithinRate(ref _publishes, frame.Id)
+            || (frame.Transient && frame.Event!.StartsWith("typing", StringComparison.Ordinal) && !WithinRate(ref _typing, frame.Id)))
         {
             return;
         }
@@ -495,7 +536,8 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
             ByteString.CopyFrom(frame.Data.Span),
             EventFactory.JsonContentType,
             schemaVersion: 0,
-            frame.ClientMsgId);
+            frame.ClientMsgId,
+            frame.Transient);
 
         PublishResponse? earlier;
         try
@@ -692,6 +734,9 @@ internal sealed partial class WebSocketConnection : IFrameSink, IDisposable
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Publish on connection {ConnectionId} failed: {Reason}")]
     private partial void LogPublishFailed(string connectionId, string reason);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Connection {ConnectionId} fell behind on {Channel}: live delivery stopped, resync sent")]
+    private partial void LogSuspended(string connectionId, string channel);
 
     [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Gap fill on connection {ConnectionId} failed: {Reason}")]
     private partial void LogGapFillFailed(string connectionId, string reason);

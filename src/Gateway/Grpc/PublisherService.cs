@@ -133,7 +133,7 @@ internal sealed class PublisherService(
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"The payload is not valid JSON but its content type says it is{where}."));
         }
 
-        return events.Create(identity, PublishOrigin.Grpc, request.Channel, request.EventType, request.Payload, contentType, request.SchemaVersion, request.IdempotencyKey);
+        return events.Create(identity, PublishOrigin.Grpc, request.Channel, request.EventType, request.Payload, contentType, request.SchemaVersion, request.IdempotencyKey, request.Transient);
     }
 
     private static bool IsJson(ByteString payload)

@@ -19,7 +19,8 @@ public readonly record struct ClientFrame(
     string? Event,
     ReadOnlyMemory<byte> Data,
     string? ClientMsgId,
-    ChannelPosition? Since = null);
+    ChannelPosition? Since = null,
+    bool Transient = false);
 
 /// <summary>A position in a channel: the epoch of its history and the seq of an event in it.</summary>
 public readonly record struct ChannelPosition(string Epoch, ulong Seq);
@@ -45,6 +46,7 @@ public static class ClientFrameParser
         string? type = null, id = null, channel = null, eventType = null, clientMsgId = null;
         ReadOnlyMemory<byte> data = default;
         ChannelPosition? since = null;
+        var transient = false;
         string? problem = null;
         try
         {
@@ -76,6 +78,19 @@ public static class ClientFrameParser
                 else if (reader.ValueTextEquals("clientMsgId"u8))
                 {
                     clientMsgId = ReadString(ref reader, "clientMsgId", MaxIdLength, ref problem);
+                }
+                else if (reader.ValueTextEquals("transient"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType is JsonTokenType.True or JsonTokenType.False)
+                    {
+                        transient = reader.GetBoolean();
+                    }
+                    else
+                    {
+                        reader.Skip();
+                        problem ??= "Field 'transient' must be a boolean.";
+                    }
                 }
                 else if (reader.ValueTextEquals("since"u8))
                 {
@@ -160,7 +175,7 @@ public static class ClientFrameParser
             data = "null"u8.ToArray();
         }
 
-        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId, since);
+        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId, since, transient);
         error = default;
         return true;
     }

@@ -116,6 +116,10 @@ internal sealed class ServerFrames
             _writer.WriteNumber("seq"u8, seq);
             _writer.WriteString("epoch"u8, epoch);
         }
+        else if (envelope.Transient)
+        {
+            _writer.WriteBoolean("transient"u8, true);
+        }
 
         _writer.WriteString("event"u8, envelope.EventType);
         if (IsJson(envelope.ContentType))

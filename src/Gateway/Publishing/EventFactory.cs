@@ -17,7 +17,8 @@ internal sealed class EventFactory(NodeIdentity node, TimeProvider time)
         ByteString payload,
         string? contentType,
         uint schemaVersion,
-        string? idempotencyKey)
+        string? idempotencyKey,
+        bool transient = false)
     {
         var now = time.GetUtcNow();
         return new EventEnvelope
@@ -30,6 +31,7 @@ internal sealed class EventFactory(NodeIdentity node, TimeProvider time)
             ContentType = string.IsNullOrEmpty(contentType) ? JsonContentType : contentType,
             SchemaVersion = schemaVersion,
             IdempotencyKey = idempotencyKey ?? string.Empty,
+            Transient = transient,
             PublishedAtUnixMs = now.ToUnixTimeMilliseconds(),
             Publisher = new PublisherIdentity
             {

@@ -19,6 +19,8 @@ namespace Realtime.Gateway.Publishing;
 /// </remarks>
 internal sealed partial class IngressPublisher : IDisposable
 {
+    private static readonly Headers TransientHeaders = [new Header(IngressHeaders.Transient, "1"u8.ToArray())];
+
     private readonly IProducer<byte[], byte[]> _producer;
     private readonly string _topic;
 
@@ -38,6 +40,7 @@ internal sealed partial class IngressPublisher : IDisposable
         {
             Key = Encoding.UTF8.GetBytes(envelope.Channel),
             Value = envelope.ToByteArray(),
+            Headers = envelope.Transient ? TransientHeaders : null,
         };
 
         try

@@ -31,14 +31,15 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
     private ChannelSequencer NewSequencer(int recent = 100) =>
         new(_connection!, _names, Options.Create(new FanoutOptions { RecentEventsPerChannel = recent, IndexedEventsPerChannel = 1_000 }), TimeProvider.System);
 
-    private static (List<ChannelWork> Work, List<(long, byte[])> Records) Batch(string channel, int partition, params long[] offsets)
+    private static (List<ChannelWork> Work, List<(long, byte[], bool)> Records) Batch(string channel, int partition, params long[] offsets)
     {
         var work = new ChannelWork(channel, partition);
-        var records = new List<(long, byte[])>();
+        var records = new List<(long, byte[], bool)>();
         foreach (var offset in offsets)
         {
             work.Records.Add(records.Count);
-            records.Add((offset, [1, 2, (byte)offset]));
+            // Negative offsets in these tests stand for transient events at -offset.
+            records.Add((Math.Abs(offset), [1, 2, (byte)Math.Abs(offset)], offset < 0));
         }
 
         return ([work], records);
@@ -50,15 +51,26 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
         var sequencer = NewSequencer();
         var (first, records) = Batch("room:1", 3, 10, 11, 12);
         await sequencer.SequenceAsync(first, records);
-        Assert.Equal([1UL, 2UL, 3UL], first[0].Seqs);
+        Assert.Equal([1L, 2L, 3L], first[0].Seqs);
         var epoch = first[0].Epoch;
         Assert.False(string.IsNullOrEmpty(epoch));
 
         // A worker that died after writing re-reads 11 and 12, then goes on with 13.
         var (again, againRecords) = Batch("room:1", 3, 11, 12, 13);
         await NewSequencer().SequenceAsync(again, againRecords);
-        Assert.Equal([2UL, 3UL, 4UL], again[0].Seqs);
+        Assert.Equal([2L, 3L, 4L], again[0].Seqs);
         Assert.Equal(epoch, again[0].Epoch);
+    }
+
+    [Fact]
+    public async Task Transient_events_get_no_seq_and_are_not_kept()
+    {
+        var db = _connection!.GetDatabase();
+        var (work, records) = Batch("room:6", 0, 1, -2, 3);
+        await NewSequencer().SequenceAsync(work, records);
+        Assert.Equal([1L, 0L, 2L], work[0].Seqs);
+        Assert.Equal(2, await db.SortedSetLengthAsync(_names.ChannelRecentKey("room:6")));
+        Assert.Null(await db.SortedSetScoreAsync(_names.ChannelIndexKey("room:6"), 2));
     }
 
     [Fact]
@@ -101,14 +113,14 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
         var (next, nextRecords) = Batch("room:5", 0, 4, 5);
         await sequencer.SequenceAsync(next, nextRecords);
         Assert.Equal(epoch, next[0].Epoch);
-        Assert.Equal([4UL, 5UL], next[0].Seqs);
+        Assert.Equal([4L, 5L], next[0].Seqs);
 
         // A worker without that memory starts a new epoch: clients will be told to resync.
         await _connection!.GetDatabase().ExecuteAsync("FLUSHALL");
         var (fresh, freshRecords) = Batch("room:5", 0, 6);
         await NewSequencer().SequenceAsync(fresh, freshRecords);
         Assert.NotEqual(epoch, fresh[0].Epoch);
-        Assert.Equal([1UL], fresh[0].Seqs);
+        Assert.Equal([1L], fresh[0].Seqs);
     }
 
     [Fact]
@@ -119,6 +131,6 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
         var (work, records) = Batch("room:4", 2, 0);
         await NewSequencer().SequenceAsync(work, records);
         Assert.Equal("early", work[0].Epoch);
-        Assert.Equal([1UL], work[0].Seqs);
+        Assert.Equal([1L], work[0].Seqs);
     }
 }
