@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -49,7 +48,4 @@ public static class DevTokens
         };
         return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(descriptor);
     }
-
-    /// <summary>Subject identity helper kept for symmetry with the validator's output.</summary>
-    public static ClaimsIdentity Identity(string subject) => new([new Claim(JwtRegisteredClaimNames.Sub, subject)]);
 }
