@@ -24,7 +24,8 @@ public sealed class ManagedProcessTests(ITestOutputHelper output)
 
         await process.WaitForLineAsync(l => l == "hello", Wait, TestContext.Current.CancellationToken);
         Assert.False(process.HasExited);
-        var sleeper = ChildPids(process.Pid).Single();
+        // The shell prints before it forks `sleep`: wait (bounded) for the child to exist.
+        var sleeper = await SingleChildAsync(process.Pid);
 
         var clock = Stopwatch.StartNew();
         process.Kill();
@@ -264,6 +265,22 @@ public sealed class ManagedProcessTests(ITestOutputHelper output)
 
         Assert.True(code == 0, string.Join(Environment.NewLine, process.RecentLines));
         Assert.Contains(process.RecentLines, l => l.Contains("Execute a .NET Test Application", StringComparison.Ordinal));
+    }
+
+    private static async Task<int> SingleChildAsync(int parent)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (true)
+        {
+            var children = ChildPids(parent);
+            if (children.Count == 1)
+            {
+                return children[0];
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"pid {parent} has {children.Count} children after {Wait}");
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
     }
 
     private static List<int> ChildPids(int parent) =>
