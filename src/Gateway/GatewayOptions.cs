@@ -96,6 +96,12 @@ public sealed class GatewayOptions : IValidatableObject
     /// </summary>
     public TimeSpan DrainWindow { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Negotiate permessage-deflate with clients that offer it. Off by default: compression runs
+    /// per connection, so the shared, encode-once event frames are compressed once per subscriber.
+    /// </summary>
+    public bool EnableCompression { get; set; }
+
     /// <summary>WebSocket protocol-level ping interval (keeps NATs and proxies from dropping idle sockets).</summary>
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(25);
 

@@ -33,14 +33,24 @@ public sealed class TestClient : IAsyncDisposable
 
     public WebSocketCloseStatus? CloseStatus => _socket.CloseStatus;
 
+    /// <summary>The extensions the server accepted in its handshake answer (e.g. permessage-deflate).</summary>
+    public string NegotiatedExtensions =>
+        _socket.HttpResponseHeaders?.TryGetValue("Sec-WebSocket-Extensions", out var values) == true ? string.Join(", ", values) : string.Empty;
+
     public JsonObject? Connected => _connected.Task.IsCompletedSuccessfully ? _connected.Task.Result : null;
 
     /// <summary>Unmatched frames other than events (e.g. errors without an id).</summary>
     public ConcurrentQueue<JsonObject> Other { get; } = new();
 
-    public static async Task<TestClient> ConnectAsync(Uri uri, string? token, CancellationToken cancellationToken = default)
+    public static async Task<TestClient> ConnectAsync(Uri uri, string? token, bool offerCompression = false, CancellationToken cancellationToken = default)
     {
         var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        if (offerCompression)
+        {
+            socket.Options.DangerousDeflateOptions = new WebSocketDeflateOptions();
+        }
+
         if (token is not null)
         {
             socket.Options.SetRequestHeader("Authorization", $"Bearer {token}");

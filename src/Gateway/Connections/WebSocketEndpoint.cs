@@ -71,7 +71,7 @@ internal static partial class WebSocketEndpoint
             SubProtocol = offered.Contains(JsonSubprotocol) ? JsonSubprotocol : null,
             KeepAliveInterval = options.Value.KeepAliveInterval,
             KeepAliveTimeout = options.Value.KeepAliveTimeout,
-            DangerousEnableCompression = false,
+            DangerousEnableCompression = options.Value.EnableCompression,
         });
 
         using var connection = new WebSocketConnection(
