@@ -170,7 +170,6 @@ internal sealed partial class NodeTopicConsumer(
             frame.Release();
         }
 
-        status.RecordDelivered();
     }
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Consuming delivery topic {Topic} ({Partitions} partitions)")]

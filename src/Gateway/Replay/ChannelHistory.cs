@@ -9,18 +9,10 @@ namespace Realtime.Gateway.Replay;
 /// <summary>One replayable event: its position and the envelope as published.</summary>
 internal readonly record struct ReplayedEvent(ulong Seq, EventEnvelope Envelope);
 
-/// <summary>Where replayed events came from.</summary>
-internal enum ReplaySource
-{
-    None,
-    Redis,
-    Kafka,
-}
-
 /// <summary>The events after a position, or why they cannot be given (a <c>resync</c> reason).</summary>
-internal readonly record struct ReplayResult(List<ReplayedEvent>? Events, ReplaySource Source, string? Refusal)
+internal readonly record struct ReplayResult(List<ReplayedEvent>? Events, string? Refusal)
 {
-    public static ReplayResult Refused(string reason) => new(null, ReplaySource.None, reason);
+    public static ReplayResult Refused(string reason) => new(null, reason);
 }
 
 /// <summary>
@@ -62,7 +54,7 @@ internal sealed class ChannelHistory(
     {
         if (upTo <= after)
         {
-            return new ReplayResult([], ReplaySource.None, null);
+            return new ReplayResult([], null);
         }
 
         if (upTo - after > (ulong)_options.MaxReplayEvents)
@@ -73,7 +65,7 @@ internal sealed class ChannelHistory(
         var recent = await RecentAsync(channel, after, upTo);
         if (recent is not null)
         {
-            return new ReplayResult(recent, ReplaySource.Redis, null);
+            return new ReplayResult(recent, null);
         }
 
         var db = redis.GetDatabase();
@@ -99,7 +91,7 @@ internal sealed class ChannelHistory(
             events.Add(new ReplayedEvent((ulong)indexed[i].Score, envelopes[i]));
         }
 
-        return new ReplayResult(events, ReplaySource.Kafka, null);
+        return new ReplayResult(events, null);
     }
 
     /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/> from the recent window; null when it no longer holds all of them.</summary>

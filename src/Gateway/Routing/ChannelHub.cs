@@ -39,9 +39,6 @@ internal sealed class ChannelHub(RouteRegistry routes)
 {
     private readonly ConcurrentDictionary<string, ChannelEntry> _channels = new(StringComparer.Ordinal);
 
-    /// <summary>Channels with at least one local subscriber and a registered route.</summary>
-    public int ChannelCount => _channels.Count;
-
     /// <summary>Adds a subscriber; completes once the node's route for the channel is in Redis.</summary>
     /// <returns>False when the sink was already subscribed.</returns>
     public async Task<bool> SubscribeAsync(string channel, IFrameSink sink)
