@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Realtime.Contracts.V1;
@@ -57,13 +54,8 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
         }
 
         // A raw client with a tiny receive buffer that subscribes and then never reads again.
-        using var stalled = new TcpClient { ReceiveBufferSize = 4096 };
-        await stalled.ConnectAsync(Stack.Gateways[0].Http.Host, Stack.Gateways[0].Http.Port);
+        using var stalled = await RawWebSocket.OpenAsync(Stack.Gateways[0], Stack.Token("stalled", "room:*"), receiveBufferSize: 4096);
         var stream = stalled.GetStream();
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"GET /ws HTTP/1.1\r\nHost: {Stack.Gateways[0].Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {Stack.Token("stalled", "room:*")}\r\n\r\n"));
         await stream.WriteAsync(RawWebSocket.MaskedTextFrame($$"""{"type":"subscribe","id":"s","channel":"{{channel}}"}"""));
 
         var publisher = Stack.PublisherClient(1);
@@ -108,75 +100,8 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
     }
 
     /// <summary>A pipeline with the default 1 MiB send queues and the default typing limit.</summary>
-    public sealed class Pipeline(TestInfrastructure infrastructure) : IAsyncLifetime
+    public sealed class Pipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "backpressure", settings: new Dictionary<string, string?>
     {
-        private LocalPipeline? _stack;
-
-        public LocalPipeline Stack => _stack ?? throw new InvalidOperationException("Pipeline not started.");
-
-        public async ValueTask InitializeAsync() =>
-            _stack = await LocalPipeline.StartAsync(infrastructure, "backpressure", settings: new Dictionary<string, string?>
-            {
-                ["Gateway__TypingEventsPerSecond"] = "1",
-            });
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_stack is not null)
-            {
-                await _stack.DisposeAsync();
-            }
-        }
-    }
-}
-
-/// <summary>Bits of the WebSocket wire format for tests that must misbehave below what ClientWebSocket allows.</summary>
-internal static class RawWebSocket
-{
-    public static byte[] MaskedTextFrame(string text)
-    {
-        var payload = Encoding.UTF8.GetBytes(text);
-        var mask = RandomNumberGenerator.GetBytes(4);
-        var frame = new List<byte> { 0x81 };
-        if (payload.Length < 126)
-        {
-            frame.Add((byte)(0x80 | payload.Length));
-        }
-        else
-        {
-            frame.Add(0x80 | 126);
-            frame.Add((byte)(payload.Length >> 8));
-            frame.Add((byte)payload.Length);
-        }
-
-        frame.AddRange(mask);
-        frame.AddRange(payload.Select((b, i) => (byte)(b ^ mask[i % 4])));
-        return [.. frame];
-    }
-
-    /// <summary>Reads raw bytes until <paramref name="marker"/> shows up; returns what was read (as Latin-1 text).</summary>
-    public static async Task<string> ReadTextAsync(NetworkStream stream, string marker, TimeSpan timeout)
-    {
-        var seen = new StringBuilder();
-        var buffer = new byte[64 * 1024];
-        using var cancellation = new CancellationTokenSource(timeout);
-        while (!seen.ToString().Contains(marker, StringComparison.Ordinal))
-        {
-            var read = await stream.ReadAsync(buffer, cancellation.Token);
-            if (read == 0)
-            {
-                break;
-            }
-
-            seen.Append(Encoding.Latin1.GetString(buffer, 0, read));
-        }
-
-        return seen.ToString();
-    }
-
-    public static long ResidentMegabytes(int pid)
-    {
-        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
-    }
+        ["Gateway__TypingEventsPerSecond"] = "1",
+    });
 }

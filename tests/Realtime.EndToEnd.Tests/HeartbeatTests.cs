@@ -1,6 +1,3 @@
-using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
 using Realtime.Testing;
 using StackExchange.Redis;
 
@@ -18,16 +15,11 @@ public sealed class HeartbeatTests(HeartbeatTests.Pipeline shared) : IClassFixtu
         var db = redis.GetDatabase();
 
         // A bare TCP client: handshake and subscribe, then silence, like a phone that lost its network.
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(stack.Gateways[0].Http.Host, stack.Gateways[0].Http.Port);
+        using var tcp = await RawWebSocket.OpenAsync(stack.Gateways[0], stack.Token("ghost", "room:*"));
         var stream = tcp.GetStream();
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-        var handshake = $"GET /ws HTTP/1.1\r\nHost: {stack.Gateways[0].Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {stack.Token("ghost", "room:*")}\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(handshake));
-        await ReadUntilAsync(stream, "\r\n\r\n", expectContains: "101");
-        await stream.WriteAsync(MaskedTextFrame($$"""{"type":"subscribe","id":"s","channel":"{{channel}}"}"""));
-        await ReadUntilAsync(stream, "\"ok\"", expectContains: "\"ok\"");
+        Assert.Contains("101", await RawWebSocket.ReadTextAsync(stream, "\r\n\r\n", TimeSpan.FromSeconds(10)), StringComparison.Ordinal);
+        await stream.WriteAsync(RawWebSocket.MaskedTextFrame($$"""{"type":"subscribe","id":"s","channel":"{{channel}}"}"""));
+        Assert.Contains("\"ok\"", await RawWebSocket.ReadTextAsync(stream, "\"ok\"", TimeSpan.FromSeconds(10)), StringComparison.Ordinal);
         Assert.True(await db.SetContainsAsync(stack.Names.RouteKey(channel), "gw-0"));
 
         // No pong ever comes back: after the ping interval plus its timeout (1 s + 1 s here) the
@@ -50,62 +42,10 @@ public sealed class HeartbeatTests(HeartbeatTests.Pipeline shared) : IClassFixtu
         Assert.Null(client.CloseStatus);
     }
 
-    private static byte[] MaskedTextFrame(string text)
-    {
-        var payload = Encoding.UTF8.GetBytes(text);
-        var mask = RandomNumberGenerator.GetBytes(4);
-        var frame = new List<byte> { 0x81 };
-        if (payload.Length < 126)
-        {
-            frame.Add((byte)(0x80 | payload.Length));
-        }
-        else
-        {
-            frame.Add(0x80 | 126);
-            frame.Add((byte)(payload.Length >> 8));
-            frame.Add((byte)payload.Length);
-        }
-
-        frame.AddRange(mask);
-        frame.AddRange(payload.Select((b, i) => (byte)(b ^ mask[i % 4])));
-        return [.. frame];
-    }
-
-    private static async Task ReadUntilAsync(NetworkStream stream, string marker, string expectContains)
-    {
-        var seen = new StringBuilder();
-        var buffer = new byte[4096];
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (!seen.ToString().Contains(marker, StringComparison.Ordinal))
-        {
-            var read = await stream.ReadAsync(buffer, timeout.Token);
-            Assert.True(read > 0, $"connection closed; got: {seen}");
-            seen.Append(Encoding.Latin1.GetString(buffer, 0, read));
-        }
-
-        Assert.Contains(expectContains, seen.ToString(), StringComparison.Ordinal);
-    }
-
     /// <summary>A pipeline with one-second pings and a one-second pong timeout.</summary>
-    public sealed class Pipeline(TestInfrastructure infrastructure) : IAsyncLifetime
+    public sealed class Pipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "heartbeat", gateways: 1, settings: new Dictionary<string, string?>
     {
-        private LocalPipeline? _stack;
-
-        public LocalPipeline Stack => _stack ?? throw new InvalidOperationException("Pipeline not started.");
-
-        public async ValueTask InitializeAsync() =>
-            _stack = await LocalPipeline.StartAsync(infrastructure, "heartbeat", gateways: 1, settings: new Dictionary<string, string?>
-            {
-                ["Gateway__KeepAliveInterval"] = "00:00:01",
-                ["Gateway__KeepAliveTimeout"] = "00:00:01",
-            });
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_stack is not null)
-            {
-                await _stack.DisposeAsync();
-            }
-        }
-    }
+        ["Gateway__KeepAliveInterval"] = "00:00:01",
+        ["Gateway__KeepAliveTimeout"] = "00:00:01",
+    });
 }

@@ -134,30 +134,15 @@ public sealed class LimitsTests(LimitsTests.Pipeline shared, ITestOutputHelper o
     }
 
     /// <summary>A pipeline with the gateway's default admission and publish limits, and small channel limits.</summary>
-    public sealed class Pipeline(TestInfrastructure infrastructure) : IAsyncLifetime
+    public sealed class Pipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "limits", settings: new Dictionary<string, string?>
+    {
+        ["Gateway__NewConnectionsPerSecond"] = "500",
+        ["Gateway__PublishesPerSecond"] = "10",
+        ["Gateway__SubscribesPerSecond"] = SubscribesPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Gateway__MaxChannelsPerConnection"] = MaxChannels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    })
     {
         public const int MaxChannels = 5;
         public const int SubscribesPerSecond = 20;
-
-        private LocalPipeline? _stack;
-
-        public LocalPipeline Stack => _stack ?? throw new InvalidOperationException("Pipeline not started.");
-
-        public async ValueTask InitializeAsync() =>
-            _stack = await LocalPipeline.StartAsync(infrastructure, "limits", settings: new Dictionary<string, string?>
-            {
-                ["Gateway__NewConnectionsPerSecond"] = "500",
-                ["Gateway__PublishesPerSecond"] = "10",
-                ["Gateway__SubscribesPerSecond"] = SubscribesPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["Gateway__MaxChannelsPerConnection"] = MaxChannels.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            });
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_stack is not null)
-            {
-                await _stack.DisposeAsync();
-            }
-        }
     }
 }

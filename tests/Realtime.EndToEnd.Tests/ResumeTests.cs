@@ -257,24 +257,8 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
     }
 
     /// <summary>Its own pipeline, with a small recent window.</summary>
-    public sealed class Pipeline(TestInfrastructure infrastructure) : IAsyncLifetime
+    public sealed class Pipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "resume", settings: new Dictionary<string, string?>
     {
-        private LocalPipeline? _stack;
-
-        public LocalPipeline Stack => _stack ?? throw new InvalidOperationException("Pipeline not started.");
-
-        public async ValueTask InitializeAsync() =>
-            _stack = await LocalPipeline.StartAsync(infrastructure, "resume", settings: new Dictionary<string, string?>
-            {
-                ["Fanout__RecentEventsPerChannel"] = Window.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            });
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_stack is not null)
-            {
-                await _stack.DisposeAsync();
-            }
-        }
-    }
+        ["Fanout__RecentEventsPerChannel"] = Window.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    });
 }

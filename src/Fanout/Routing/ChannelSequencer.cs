@@ -114,6 +114,8 @@ internal sealed class ChannelSequencer(
         var calls = new Task<RedisResult>[channels.Count];
         var recent = _options.RecentEventsPerChannel.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var indexLimit = _options.IndexedEventsPerChannel.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // Used only by channels that have no epoch yet; one fresh name per batch is enough.
+        RedisValue epochCandidate = NewEpoch();
         for (var c = 0; c < channels.Count; c++)
         {
             var work = channels[c];
@@ -125,7 +127,7 @@ internal sealed class ChannelSequencer(
                 names.RouteKey(work.Channel),
             };
             var args = new RedisValue[7 + (2 * work.Records.Count)];
-            args[0] = NewEpoch();
+            args[0] = epochCandidate;
             args[1] = recent;
             args[2] = indexLimit;
             args[3] = work.Partition;

@@ -1,0 +1,73 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Realtime.EndToEnd.Tests;
+
+/// <summary>Bits of the WebSocket wire format for tests that must misbehave below what ClientWebSocket allows.</summary>
+internal static class RawWebSocket
+{
+    /// <summary>A TCP connection to the gateway that has sent a WebSocket handshake (its answer is left unread).</summary>
+    public static async Task<TcpClient> OpenAsync(GatewayNode gateway, string token, int? receiveBufferSize = null)
+    {
+        var tcp = new TcpClient();
+        if (receiveBufferSize is { } size)
+        {
+            tcp.ReceiveBufferSize = size;
+        }
+
+        await tcp.ConnectAsync(gateway.Http.Host, gateway.Http.Port);
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        await tcp.GetStream().WriteAsync(Encoding.ASCII.GetBytes(
+            $"GET /ws HTTP/1.1\r\nHost: {gateway.Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"));
+        return tcp;
+    }
+
+    public static byte[] MaskedTextFrame(string text)
+    {
+        var payload = Encoding.UTF8.GetBytes(text);
+        var mask = RandomNumberGenerator.GetBytes(4);
+        var frame = new List<byte> { 0x81 };
+        if (payload.Length < 126)
+        {
+            frame.Add((byte)(0x80 | payload.Length));
+        }
+        else
+        {
+            frame.Add(0x80 | 126);
+            frame.Add((byte)(payload.Length >> 8));
+            frame.Add((byte)payload.Length);
+        }
+
+        frame.AddRange(mask);
+        frame.AddRange(payload.Select((b, i) => (byte)(b ^ mask[i % 4])));
+        return [.. frame];
+    }
+
+    /// <summary>Reads raw bytes until <paramref name="marker"/> shows up; returns what was read (as Latin-1 text).</summary>
+    public static async Task<string> ReadTextAsync(NetworkStream stream, string marker, TimeSpan timeout)
+    {
+        var seen = new StringBuilder();
+        var buffer = new byte[64 * 1024];
+        using var cancellation = new CancellationTokenSource(timeout);
+        while (!seen.ToString().Contains(marker, StringComparison.Ordinal))
+        {
+            var read = await stream.ReadAsync(buffer, cancellation.Token);
+            if (read == 0)
+            {
+                break;
+            }
+
+            seen.Append(Encoding.Latin1.GetString(buffer, 0, read));
+        }
+
+        return seen.ToString();
+    }
+
+    public static long ResidentMegabytes(int pid)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
+    }
+}
