@@ -111,6 +111,22 @@ public sealed class GatewayOptions : IValidatableObject
     /// </summary>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often an idle SSE stream gets a comment line, so proxies and NATs keep it open.</summary>
+    public TimeSpan SseHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// The reconnect delay SSE streams hand to <c>EventSource</c> (its <c>retry:</c> field); each
+    /// stream gets it jittered by ±50%, so the browsers of a lost node do not come back at once.
+    /// </summary>
+    public TimeSpan SseReconnectDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a long-poll request is held when nothing is new; it then ends with 204.</summary>
+    public TimeSpan LongPollTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>Most events in one long-poll response; a client further behind gets the rest on its next poll.</summary>
+    [Range(1, 100_000)]
+    public int LongPollMaxEvents { get; set; } = 1_000;
+
     public string ResolveNodeId() =>
         !string.IsNullOrWhiteSpace(NodeId) ? NodeId : Environment.GetEnvironmentVariable("POD_NAME") ?? string.Empty;
 
@@ -128,6 +144,14 @@ public sealed class GatewayOptions : IValidatableObject
             yield return new ValidationResult(
                 "Gateway:HeartbeatInterval must be positive and less than half of Gateway:LivenessTtl.",
                 [nameof(HeartbeatInterval), nameof(LivenessTtl)]);
+        }
+
+        foreach (var (name, value) in new[] { (nameof(SseHeartbeatInterval), SseHeartbeatInterval), (nameof(SseReconnectDelay), SseReconnectDelay), (nameof(LongPollTimeout), LongPollTimeout) })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                yield return new ValidationResult($"Gateway:{name} must be positive.", [name]);
+            }
         }
 
         foreach (var (name, value) in new[] { (nameof(HttpEndpoint), HttpEndpoint), (nameof(GrpcEndpoint), GrpcEndpoint) })

@@ -6,6 +6,7 @@ using Realtime.Gateway;
 using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Connections;
+using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Delivery;
 using Realtime.Gateway.Grpc;
 using Realtime.Gateway.Publishing;
@@ -32,6 +33,8 @@ builder.Services.AddSingleton(sp => new NodeIdentity(sp.GetRequiredService<IOpti
 builder.Services.AddSingleton<TokenValidator>();
 builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<DrainCoordinator>();
+builder.Services.AddSingleton<SessionRegistry>();
+builder.Services.AddSingleton<HttpPublishLimiter>();
 builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
 builder.Services.AddSingleton<ChannelHistory>();
@@ -87,6 +90,9 @@ app.Use((context, next) =>
 
 app.UseWebSockets();
 app.MapRealtimeWebSocket();
+app.MapRealtimeSse();
+app.MapRealtimeLongPoll();
+app.MapRealtimeHttpPublish();
 app.MapChannelHistory();
 app.MapGrpcService<PublisherService>();
 app.MapGrpcService<ChannelsService>();
@@ -103,6 +109,18 @@ app.MapPost("/admin/drain", (HttpContext context, IHostApplicationLifetime lifet
 
     lifetime.StopApplication();
     return Results.Accepted();
+});
+// Ends every connection of one subject on this node (WebSocket close 4000, SSE stream ended,
+// held long-poll aborted); its clients reconnect and resume. Loopback only, like drain.
+app.MapPost("/admin/disconnect", (HttpContext context, string subject, SessionRegistry sessions) =>
+{
+    if (context.Connection.RemoteIpAddress is not { } remote || !IPAddress.IsLoopback(remote))
+    {
+        return Results.StatusCode(StatusCodes.Status403Forbidden);
+    }
+
+    var closed = sessions.Disconnect(subject, CloseCodes.Disconnected, "disconnected by an operator");
+    return Results.Json(new { closed });
 });
 app.MapGet("/readyz", async (HealthCheckService health) =>
 {

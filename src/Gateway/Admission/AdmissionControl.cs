@@ -18,7 +18,9 @@ internal sealed class AdmissionControl(IOptions<GatewayOptions> options, TimePro
     public int ActiveConnections => Volatile.Read(ref _active);
 
     /// <summary>A lease to hold for the connection's lifetime, or null with how long the client should wait.</summary>
-    public Lease? TryAdmit(out TimeSpan retryAfter)
+    /// <param name="retryAfter">When refused, how long the client should wait.</param>
+    /// <param name="newConnection">False for a request that holds a slot without being a new connection (a long-poll): it is not rate limited.</param>
+    public Lease? TryAdmit(out TimeSpan retryAfter, bool newConnection = true)
     {
         if (Interlocked.Increment(ref _active) > _maxConnections)
         {
@@ -27,7 +29,8 @@ internal sealed class AdmissionControl(IOptions<GatewayOptions> options, TimePro
             return null;
         }
 
-        if (!_newConnections.TryTake(out retryAfter))
+        retryAfter = TimeSpan.Zero;
+        if (newConnection && !_newConnections.TryTake(out retryAfter))
         {
             Interlocked.Decrement(ref _active);
             return null;

@@ -8,15 +8,17 @@ namespace Realtime.Gateway.Connections;
 internal sealed class DrainCoordinator
 {
     private readonly TimeSpan _window;
-    private int _draining;
 
     public DrainCoordinator(Microsoft.Extensions.Options.IOptions<GatewayOptions> options, IHostApplicationLifetime lifetime)
     {
         _window = options.Value.DrainWindow;
-        lifetime.ApplicationStopping.Register(() => Volatile.Write(ref _draining, 1));
+        Draining = lifetime.ApplicationStopping;
     }
 
-    public bool IsDraining => Volatile.Read(ref _draining) != 0;
+    public bool IsDraining => Draining.IsCancellationRequested;
+
+    /// <summary>Cancelled when the drain starts: what holds a client request (a long-poll) lets go then.</summary>
+    public CancellationToken Draining { get; }
 
     /// <summary>When this connection should go: uniformly spread over the first 90% of the window, leaving room to close.</summary>
     public TimeSpan NextDelay() => _window * (0.9 * Random.Shared.NextDouble());

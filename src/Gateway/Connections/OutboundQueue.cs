@@ -3,47 +3,60 @@ using System.Threading.Channels;
 namespace Realtime.Gateway.Connections;
 
 /// <summary>
+/// A frame waiting in a send queue, with what the transport adds for this connection alone:
+/// an SSE stream's event id (its cursor after this frame), or raw bytes the transport writes
+/// as they are (an SSE heartbeat comment).
+/// </summary>
+internal readonly record struct QueuedFrame(SharedFrame Frame, string? StreamId = null, bool Raw = false)
+{
+    public int Size => Frame.Length + (StreamId?.Length ?? 0);
+}
+
+/// <summary>
 /// A connection's send queue, bounded in bytes. Enqueueing never waits: a full queue means
 /// the client is not keeping up, and the caller closes it instead of letting it hold memory
 /// or slow anyone else down.
 /// </summary>
 internal sealed class OutboundQueue(long limitBytes)
 {
-    private readonly Channel<SharedFrame> _frames = Channel.CreateUnbounded<SharedFrame>(
+    private readonly Channel<QueuedFrame> _frames = Channel.CreateUnbounded<QueuedFrame>(
         new UnboundedChannelOptions { SingleReader = true, SingleWriter = false, AllowSynchronousContinuations = false });
 
     private long _queuedBytes;
     private TaskCompletionSource? _room;
 
+    public long LimitBytes => limitBytes;
+
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
-    public ChannelReader<SharedFrame> Reader => _frames.Reader;
+    public ChannelReader<QueuedFrame> Reader => _frames.Reader;
 
     /// <summary>Queues the frame, taking a reference to it. False when the byte limit would be passed or the queue is closed.</summary>
-    public bool TryEnqueue(SharedFrame frame)
+    public bool TryEnqueue(QueuedFrame item)
     {
-        if (Interlocked.Add(ref _queuedBytes, frame.Length) > limitBytes)
+        var size = item.Size;
+        if (Interlocked.Add(ref _queuedBytes, size) > limitBytes)
         {
-            Interlocked.Add(ref _queuedBytes, -frame.Length);
+            Interlocked.Add(ref _queuedBytes, -size);
             return false;
         }
 
-        frame.AddReference();
-        if (_frames.Writer.TryWrite(frame))
+        item.Frame.AddReference();
+        if (_frames.Writer.TryWrite(item))
         {
             return true;
         }
 
-        Interlocked.Add(ref _queuedBytes, -frame.Length);
-        frame.Release();
+        Interlocked.Add(ref _queuedBytes, -size);
+        item.Frame.Release();
         return false;
     }
 
     /// <summary>Called by the writer after a frame was sent.</summary>
-    public void Sent(SharedFrame frame)
+    public void Sent(QueuedFrame item)
     {
-        var queued = Interlocked.Add(ref _queuedBytes, -frame.Length);
-        frame.Release();
+        var queued = Interlocked.Add(ref _queuedBytes, -item.Size);
+        item.Frame.Release();
         if (queued <= limitBytes / 2 && Volatile.Read(ref _room) is { } room)
         {
             room.TrySetResult();
@@ -77,9 +90,9 @@ internal sealed class OutboundQueue(long limitBytes)
     public void Close()
     {
         _frames.Writer.TryComplete();
-        while (_frames.Reader.TryRead(out var frame))
+        while (_frames.Reader.TryRead(out var item))
         {
-            Sent(frame);
+            Sent(item);
         }
     }
 }

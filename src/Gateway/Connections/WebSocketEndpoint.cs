@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
+using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Publishing;
 using Realtime.Gateway.Replay;
 using Realtime.Gateway.Routing;
@@ -15,6 +16,7 @@ internal static partial class WebSocketEndpoint
 {
     public const string Path = "/ws";
     public const string JsonSubprotocol = "realtime.v1.json";
+    public const string ProtobufSubprotocol = "realtime.v1.proto";
 
     public static IEndpointConventionBuilder MapRealtimeWebSocket(this IEndpointRouteBuilder endpoints) =>
         endpoints.Map(Path, HandleAsync);
@@ -31,44 +33,31 @@ internal static partial class WebSocketEndpoint
         IHostApplicationLifetime lifetime,
         AdmissionControl admissionControl,
         DrainCoordinator drain,
+        SessionRegistry sessions,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
-        var retryAfter = TimeSpan.FromSeconds(1);
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
             context.Response.Headers.Upgrade = "websocket";
-            await context.Response.WriteAsync("This endpoint speaks WebSocket only.");
+            await HttpHandshake.RefuseAsync(context, StatusCodes.Status426UpgradeRequired, ErrorCodes.BadRequest, "This endpoint speaks WebSocket only.");
             return;
         }
 
         // Admission first: it is the cheapest check and protects everything after it.
-        using var admission = drain.IsDraining ? null : admissionControl.TryAdmit(out retryAfter);
-        if (admission is null)
+        using var admission = await HttpHandshake.AdmitAsync(context, admissionControl, drain, logger);
+        if (admission is null || await HttpHandshake.AuthenticateAsync(context, tokens, logger) is not { } identity)
         {
-            LogNotAdmitted(logger, admissionControl.ActiveConnections);
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await context.Response.WriteAsJsonAsync(new { error = "over_capacity" });
+            // Refused before the upgrade: the client sees a plain HTTP status and no socket exists.
             return;
         }
 
-        var validation = await tokens.ValidateAsync(HandshakeToken.From(context.Request));
-        if (validation.Identity is not { } identity)
-        {
-            // Refused before the upgrade: the client sees a plain 401 and no socket exists.
-            LogRefused(logger, validation.Failure);
-            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
-            context.Response.Headers.WWWAuthenticate = $"Bearer error=\"invalid_token\", error_description=\"{validation.Failure}\"";
-            await context.Response.WriteAsJsonAsync(new { error = "unauthorized", reason = validation.Failure.ToString() });
-            return;
-        }
-
-        var offered = context.WebSockets.WebSocketRequestedProtocols;
+        // The client's order of preference wins; no known subprotocol means JSON (and none is echoed).
+        var subprotocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is JsonSubprotocol or ProtobufSubprotocol);
+        var format = subprotocol == ProtobufSubprotocol ? FrameFormat.Protobuf : FrameFormat.Json;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
-            SubProtocol = offered.Contains(JsonSubprotocol) ? JsonSubprotocol : null,
+            SubProtocol = subprotocol,
             KeepAliveInterval = options.Value.KeepAliveInterval,
             KeepAliveTimeout = options.Value.KeepAliveTimeout,
             DangerousEnableCompression = options.Value.EnableCompression,
@@ -77,17 +66,12 @@ internal static partial class WebSocketEndpoint
         using var connection = new WebSocketConnection(
             socket,
             identity,
-            new ConnectionServices(hub, history, publisher, drain, events, node, options.Value, logger));
+            new ConnectionServices(hub, history, publisher, drain, events, node, sessions, options.Value, logger),
+            format);
         LogConnected(logger, connection.Id, identity.Subject);
         await connection.RunAsync(lifetime.ApplicationStopping);
         LogDisconnected(logger, connection.Id);
     }
-
-    [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Handshake refused: {Failure}")]
-    private static partial void LogRefused(ILogger logger, TokenFailure failure);
-
-    [LoggerMessage(EventId = 5003, Level = LogLevel.Debug, Message = "Handshake refused: over capacity ({Active} connections)")]
-    private static partial void LogNotAdmitted(ILogger logger, int active);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened for {Subject}")]
     private static partial void LogConnected(ILogger logger, string connectionId, string subject);

@@ -3,7 +3,7 @@ using Google.Protobuf;
 using Microsoft.Extensions.Options;
 using Realtime.Contracts;
 using Realtime.Contracts.V1;
-using Realtime.Gateway.Protocol;
+using Realtime.Gateway.Connections;
 using Realtime.Gateway.Routing;
 using Realtime.Hosting;
 
@@ -115,7 +115,6 @@ internal sealed partial class NodeTopicConsumer(
 
     private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, CancellationToken stoppingToken)
     {
-        var frames = ServerFrames.ForCurrentThread();
         while (!stoppingToken.IsCancellationRequested)
         {
             ConsumeResult<byte[], byte[]>? result;
@@ -134,12 +133,12 @@ internal sealed partial class NodeTopicConsumer(
                 continue;
             }
 
-            Deliver(frames, result);
+            Deliver(result);
             consumer.StoreOffset(result);
         }
     }
 
-    private void Deliver(ServerFrames frames, ConsumeResult<byte[], byte[]> result)
+    private void Deliver(ConsumeResult<byte[], byte[]> result)
     {
         NodeDelivery delivery;
         try
@@ -160,16 +159,8 @@ internal sealed partial class NodeTopicConsumer(
             return;
         }
 
-        var frame = frames.Event(envelope, delivery.Seq, delivery.Epoch);
-        try
-        {
-            hub.Dispatch(envelope.Channel, frame, delivery.Seq, delivery.Epoch);
-        }
-        finally
-        {
-            frame.Release();
-        }
-
+        using var outgoing = new OutgoingEvent(envelope, delivery.Seq, delivery.Epoch);
+        hub.Dispatch(envelope.Channel, outgoing);
     }
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Consuming delivery topic {Topic} ({Partitions} partitions)")]

@@ -128,29 +128,11 @@ internal sealed class PublisherService(
         }
 
         var contentType = string.IsNullOrEmpty(request.ContentType) ? EventFactory.JsonContentType : request.ContentType;
-        if (Protocol.ServerFrames.IsJson(contentType) && !IsJson(request.Payload))
+        if (Protocol.ServerFrames.IsJson(contentType) && !Protocol.JsonPayload.IsValid(request.Payload.Span))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"The payload is not valid JSON but its content type says it is{where}."));
         }
 
         return events.Create(identity, PublishOrigin.Grpc, request.Channel, request.EventType, request.Payload, contentType, request.SchemaVersion, request.IdempotencyKey, request.Transient);
-    }
-
-    private static bool IsJson(ByteString payload)
-    {
-        if (payload.IsEmpty)
-        {
-            return false;
-        }
-
-        try
-        {
-            var reader = new Utf8JsonReader(payload.Span, new JsonReaderOptions { MaxDepth = Protocol.ClientFrameParser.MaxDepth });
-            return reader.Read() && reader.TrySkip() && !reader.Read();
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
     }
 }

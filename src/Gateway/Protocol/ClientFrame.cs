@@ -10,8 +10,9 @@ public enum ClientFrameType
     Ping,
 }
 
-/// <summary>A parsed client → server frame of the JSON protocol v1.</summary>
-/// <remarks><see cref="Data"/> points into the buffer the frame was parsed from and is valid only until it is reused.</remarks>
+/// <summary>A parsed client → server frame, whatever its wire format.</summary>
+/// <remarks><see cref="Data"/> points into the buffer the frame was parsed from and is valid only until it is reused.
+/// <see cref="ContentType"/> is null for JSON data (always so on the JSON protocol, whose data is inline JSON).</remarks>
 public readonly record struct ClientFrame(
     ClientFrameType Type,
     string? Id,
@@ -20,7 +21,8 @@ public readonly record struct ClientFrame(
     ReadOnlyMemory<byte> Data,
     string? ClientMsgId,
     ChannelPosition? Since = null,
-    bool Transient = false);
+    bool Transient = false,
+    string? ContentType = null);
 
 /// <summary>A position in a channel: the epoch of its history and the seq of an event in it.</summary>
 public readonly record struct ChannelPosition(string Epoch, ulong Seq);
@@ -40,7 +42,17 @@ public static class ClientFrameParser
 
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth, CommentHandling = JsonCommentHandling.Disallow };
 
-    public static bool TryParse(ReadOnlyMemory<byte> utf8, out ClientFrame frame, out FrameError error)
+    public static bool TryParse(ReadOnlyMemory<byte> utf8, out ClientFrame frame, out FrameError error) =>
+        TryParse(utf8, impliedPublishChannel: null, out frame, out error);
+
+    /// <summary>
+    /// Parses the body of <c>POST /v1/channels/{channel}/events</c>: a publish frame whose type
+    /// and channel are given by the request (<c>{"event":"...","data":...}</c>).
+    /// </summary>
+    public static bool TryParsePublishBody(ReadOnlyMemory<byte> utf8, string channel, out ClientFrame frame, out FrameError error) =>
+        TryParse(utf8, channel, out frame, out error);
+
+    private static bool TryParse(ReadOnlyMemory<byte> utf8, string? impliedPublishChannel, out ClientFrame frame, out FrameError error)
     {
         frame = default;
         string? type = null, id = null, channel = null, eventType = null, clientMsgId = null;
@@ -133,6 +145,12 @@ public static class ClientFrameParser
             // Reported after the whole frame was read, so the reply still carries the id.
             error = new(id, ErrorCodes.BadRequest, problem);
             return false;
+        }
+
+        if (impliedPublishChannel is not null)
+        {
+            type ??= "publish";
+            channel = impliedPublishChannel;
         }
 
         ClientFrameType parsedType;

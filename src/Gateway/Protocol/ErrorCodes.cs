@@ -29,6 +29,9 @@ public static class ErrorCodes
 
     /// <summary>The connection is subscribed to as many channels as it may be.</summary>
     public const string TooManyChannels = "too_many_channels";
+
+    /// <summary>An SSE <c>Last-Event-ID</c> or long-poll cursor that this service did not issue.</summary>
+    public const string BadCursor = "bad_cursor";
 }
 
 /// <summary>WebSocket close codes the gateway uses (docs/protocol.md lists them for clients).</summary>
@@ -51,6 +54,9 @@ public static class CloseCodes
 
     /// <summary>1011: an unexpected server error on this connection.</summary>
     public const int InternalError = 1011;
+
+    /// <summary>4000: an operator ended the connection (<c>POST /admin/disconnect</c>); reconnect and resume.</summary>
+    public const int Disconnected = 4000;
 
     /// <summary>4008: the client did not read fast enough and its send queue overflowed; reconnect and resume.</summary>
     public const int SlowConsumer = 4008;

@@ -5,14 +5,14 @@ using Realtime.Gateway.Connections;
 namespace Realtime.Gateway.Protocol;
 
 /// <summary>
-/// Encodes server → client frames of the JSON protocol v1 into pooled buffers. Event frames
+/// Encodes server → client frames of the JSON protocol v1 (<see cref="FrameFormat.Json"/>) into pooled buffers. Event frames
 /// are encoded once per event by the delivery path and shared by every recipient; control
 /// frames (ok, ack, error, pong) are per connection.
 /// </summary>
 /// <remarks>Not thread-safe: each thread that encodes owns an instance (see <see cref="ForCurrentThread"/>),
 /// which lives as long as its thread, so it is never disposed.</remarks>
 #pragma warning disable CA1001 // Thread-lifetime instance; its writer holds no unmanaged resource.
-internal sealed class ServerFrames
+internal sealed class ServerFrames : IFrameEncoder
 #pragma warning restore CA1001
 {
     private const string JsonContentType = "application/json";

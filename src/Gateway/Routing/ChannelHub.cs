@@ -9,12 +9,11 @@ namespace Realtime.Gateway.Routing;
 internal interface IFrameSink
 {
     /// <summary>
-    /// Queues an event frame of a subscribed channel. <paramref name="seq"/> is the event's
-    /// position in <paramref name="epoch"/> (0 for transient events), so the sink can drop
-    /// duplicates and keep its own cursor. Never blocks; a sink that cannot keep up handles that
-    /// itself (it closes).
+    /// Queues an event of a subscribed channel, in the sink's wire format. The event's seq and
+    /// epoch let the sink drop duplicates and keep its own cursor. Never blocks; a sink that
+    /// cannot keep up handles that itself (resync or close).
     /// </summary>
-    void DeliverEvent(string channel, SharedFrame frame, ulong seq, string epoch);
+    void DeliverEvent(string channel, OutgoingEvent outgoing);
 
     /// <summary>
     /// The channel is at <paramref name="head"/>: a sink that is behind it in the same epoch fetches
@@ -123,9 +122,9 @@ internal sealed class ChannelHub(RouteRegistry routes)
         }
     }
 
-    /// <summary>Queues a shared event frame on every local subscriber of the channel.</summary>
+    /// <summary>Offers an event to every local subscriber of the channel.</summary>
     /// <returns>How many subscribers it was offered to.</returns>
-    public int Dispatch(string channel, SharedFrame frame, ulong seq, string epoch)
+    public int Dispatch(string channel, OutgoingEvent outgoing)
     {
         if (!_channels.TryGetValue(channel, out var entry))
         {
@@ -135,7 +134,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
         var subscribers = entry.Subscribers;
         foreach (var sink in subscribers)
         {
-            sink.DeliverEvent(channel, frame, seq, epoch);
+            sink.DeliverEvent(channel, outgoing);
         }
 
         return subscribers.Length;

@@ -10,14 +10,14 @@ public sealed class OutboundQueueTests
         var queue = new OutboundQueue(limitBytes: 100);
         var frame = SharedFrame.Copy(new byte[60]);
 
-        Assert.True(queue.TryEnqueue(frame));
-        Assert.False(queue.TryEnqueue(frame));
+        Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
+        Assert.False(queue.TryEnqueue(new QueuedFrame(frame)));
         Assert.Equal(60, queue.QueuedBytes);
 
         Assert.True(queue.Reader.TryRead(out var taken));
         queue.Sent(taken!);
         Assert.Equal(0, queue.QueuedBytes);
-        Assert.True(queue.TryEnqueue(frame));
+        Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
         queue.Close();
         Assert.Equal(0, queue.QueuedBytes);
         frame.Release();
@@ -29,8 +29,8 @@ public sealed class OutboundQueueTests
         var frame = SharedFrame.Copy([1, 2, 3]);
         var a = new OutboundQueue(1_000);
         var b = new OutboundQueue(1_000);
-        Assert.True(a.TryEnqueue(frame));
-        Assert.True(b.TryEnqueue(frame));
+        Assert.True(a.TryEnqueue(new QueuedFrame(frame)));
+        Assert.True(b.TryEnqueue(new QueuedFrame(frame)));
         frame.Release();
 
         Assert.True(a.Reader.TryRead(out var fromA));
@@ -48,9 +48,9 @@ public sealed class OutboundQueueTests
     {
         var queue = new OutboundQueue(1_000);
         var frame = SharedFrame.Copy([1]);
-        Assert.True(queue.TryEnqueue(frame));
+        Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
         queue.Complete();
-        Assert.False(queue.TryEnqueue(frame));
+        Assert.False(queue.TryEnqueue(new QueuedFrame(frame)));
         Assert.True(queue.Reader.TryRead(out var queued));
         queue.Sent(queued!);
         frame.Release();

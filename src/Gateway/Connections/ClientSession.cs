@@ -1,0 +1,603 @@
+using Realtime.Contracts.V1;
+using Realtime.Gateway.Auth;
+using Realtime.Gateway.Protocol;
+using Realtime.Gateway.Publishing;
+using Realtime.Gateway.Replay;
+using Realtime.Gateway.Routing;
+using StackExchange.Redis;
+
+namespace Realtime.Gateway.Connections;
+
+/// <summary>
+/// What every streaming client connection does, whatever its transport (WebSocket, SSE): keeps
+/// a cursor per subscribed channel, replays from a position, fills gaps, drops duplicates,
+/// applies backpressure in tiers, drains. A writer task drains the bounded send queue through
+/// the transport, so a slow client only ever delays itself.
+/// </summary>
+/// <remarks>
+/// Subclasses supply the transport: how a queued frame is written, how the connection is
+/// closed, and what runs while it is open (a WebSocket's receive loop; an SSE stream's wait).
+/// </remarks>
+internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDisposable
+{
+    protected static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly Dictionary<string, ChannelCursor> _cursors = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _sessionCancellation = new();
+    private readonly ILogger _logger;
+    private int _closeCode;
+    private string? _closeReason;
+
+    protected ClientSession(ClientIdentity identity, ConnectionServices services, FrameFormat format)
+    {
+        Identity = identity;
+        Services = services;
+        Format = format;
+        _logger = services.Logger;
+        Queue = new OutboundQueue(services.Options.SendQueueLimitBytes);
+        Id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+    }
+
+    public string Id { get; }
+
+    public ClientIdentity Identity { get; }
+
+    public FrameFormat Format { get; }
+
+    protected ConnectionServices Services { get; }
+
+    protected OutboundQueue Queue { get; }
+
+    /// <summary>Guards the cursors: the delivery thread and the connection's own tasks both use them.</summary>
+    protected Lock CursorsGate { get; } = new();
+
+    /// <summary>Cancelled when the session closes: stops whatever waits on its behalf (publish slots, replays).</summary>
+    protected CancellationToken SessionClosing => _sessionCancellation.Token;
+
+    protected bool IsClosing => Volatile.Read(ref _closeCode) != 0;
+
+    protected int CloseCode => Volatile.Read(ref _closeCode);
+
+    protected string? CloseReason => _closeReason;
+
+    protected IFrameEncoder Frames => FrameEncoders.ForCurrentThread(Format);
+
+    /// <summary>Channels this session is subscribed to, with their cursors. Read under <see cref="CursorsGate"/>.</summary>
+    protected IReadOnlyDictionary<string, ChannelCursor> Cursors => _cursors;
+
+    public void DeliverEvent(string channel, OutgoingEvent outgoing)
+    {
+        lock (CursorsGate)
+        {
+            if (!_cursors.TryGetValue(channel, out var cursor))
+            {
+                return;
+            }
+
+            var frame = outgoing.Frame(Format);
+            var (seq, epoch) = (outgoing.Seq, outgoing.Epoch);
+            if (cursor.Buffered is { } buffered)
+            {
+                if (buffered.Count >= ChannelCursor.MaxBuffered)
+                {
+                    LogSlowConsumer(Id, Queue.QueuedBytes);
+                    RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
+                    return;
+                }
+
+                frame.AddReference();
+                buffered.Add((frame, seq, epoch));
+                return;
+            }
+
+            if (cursor.Suspended || !HasRoomFor(channel, cursor, frame, seq))
+            {
+                return;
+            }
+
+            if (seq != 0 && cursor.Epoch == epoch && seq > cursor.LastSeq + 1)
+            {
+                // Events between the last one sent and this one never reached this node (its
+                // route was missing for a moment). Fill them from history before going on.
+                frame.AddReference();
+                cursor.Buffered = [(frame, seq, epoch)];
+                _ = FillGapAsync(channel, cursor, cursor.LastSeq, seq - 1, epoch);
+                return;
+            }
+
+            if (!Advance(channel, cursor, seq, epoch))
+            {
+                return;
+            }
+
+            Enqueue(frame, positioned: seq != 0);
+        }
+    }
+
+    public void CatchUp(string channel, ChannelPosition head)
+    {
+        lock (CursorsGate)
+        {
+            if (_cursors.TryGetValue(channel, out var cursor) && cursor.Buffered is null
+                && cursor.Epoch == head.Epoch && head.Seq > cursor.LastSeq)
+            {
+                cursor.Buffered = [];
+                _ = FillGapAsync(channel, cursor, cursor.LastSeq, head.Seq, head.Epoch);
+            }
+        }
+    }
+
+    /// <summary>Closes the session from outside (an operator's disconnect): the client reconnects and resumes.</summary>
+    public void Disconnect(int code, string reason) => RequestClose(code, reason, dropQueued: false);
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        using var stoppingRegistration = stopping.Register(StartDrain);
+        Services.Sessions.Add(this);
+        try
+        {
+            Send(Frames.Connected(Id, Services.Node.Id));
+            var writer = Task.Run(WriteLoopAsync, CancellationToken.None);
+            try
+            {
+                await RunTransportAsync();
+            }
+            catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException)
+            {
+                // The client went away or the connection is being closed: same clean-up either way.
+            }
+            finally
+            {
+                await ReleaseSubscriptionsAsync();
+                RequestClose(CloseCodes.Normal, null, dropQueued: false);
+            }
+
+            if (await Task.WhenAny(writer, Task.Delay(CloseTimeout * 2, CancellationToken.None)) != writer)
+            {
+                // The writer is stuck on a client that does not read: cut the TCP connection.
+                Abort();
+                await writer;
+            }
+
+            Queue.Close();
+        }
+        finally
+        {
+            Services.Sessions.Remove(this);
+        }
+    }
+
+    public virtual void Dispose()
+    {
+        _sessionCancellation.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>What runs while the connection is open; returns when it ends (the client left or the session closed).</summary>
+    protected abstract Task RunTransportAsync();
+
+    /// <summary>Writes one queued frame; <paramref name="more"/> says whether further frames are ready (so a transport can batch before flushing).</summary>
+    protected abstract ValueTask WriteAsync(QueuedFrame item, bool more);
+
+    /// <summary>Ends the connection after the last frame was written, with the close code (for transports that have one).</summary>
+    protected abstract Task CloseTransportAsync(int code, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>Cuts the connection at once: the peer did not read or did not finish closing in time.</summary>
+    protected abstract void Abort();
+
+    /// <summary>True once the transport is fully closed, so no abort is needed.</summary>
+    protected abstract bool IsTransportClosed { get; }
+
+    /// <summary>
+    /// The id a transport attaches to a frame that moved this session's position (SSE: the
+    /// stream cursor); null when the transport has none. Called under <see cref="CursorsGate"/>.
+    /// </summary>
+    protected virtual string? PositionId() => null;
+
+    /// <summary>
+    /// The client fell too far behind on a channel and its live delivery stopped. By default it
+    /// is sent <c>resync</c> (<c>slow_consumer</c>) with its own last position and catches up by
+    /// subscribing again with <c>since</c>. Called under <see cref="CursorsGate"/>.
+    /// </summary>
+    protected virtual void OnFellBehind(string channel, ChannelCursor cursor) =>
+        Send(Frames.Resync(channel, "slow_consumer", new ChannelPosition(cursor.Epoch, cursor.LastSeq)));
+
+    /// <summary>
+    /// Subscribes to a channel: registers the route, reads the head, replays from
+    /// <paramref name="since"/> (or answers <c>resync</c>), then goes live. Live events that arrive
+    /// meanwhile are held and sent after the replay, minus duplicates: the client sees one
+    /// gap-free, ordered stream.
+    /// </summary>
+    /// <returns>The channel's head when it went live; null when the subscribe failed (an error frame was sent).</returns>
+    protected async Task<ChannelPosition?> SubscribeAsync(string? requestId, string channel, ChannelPosition? since)
+    {
+        ChannelCursor cursor;
+        lock (CursorsGate)
+        {
+            if (_cursors.TryGetValue(channel, out var existing))
+            {
+                if (!existing.Suspended)
+                {
+                    // Already live: subscribing again changes nothing.
+                    Send(Frames.Ok(requestId, channel));
+                    return new ChannelPosition(existing.Epoch, existing.LastSeq);
+                }
+
+                // Catching up after a slow_consumer resync: start over from the client's position.
+                ReleaseBuffered(existing);
+                _cursors.Remove(channel);
+            }
+
+            if (_cursors.Count >= Services.Options.MaxChannelsPerConnection)
+            {
+                SendError(requestId, ErrorCodes.TooManyChannels, $"At most {Services.Options.MaxChannelsPerConnection} channels per connection.");
+                return null;
+            }
+
+            // Live events are held from the moment the route exists until the replay is out.
+            cursor = new ChannelCursor();
+            _cursors[channel] = cursor;
+        }
+
+        ChannelPosition head;
+        ReplayResult replay = default;
+        try
+        {
+            // Route first, position second: every event after this position reaches this node.
+            await Services.Hub.SubscribeAsync(channel, this);
+            head = await Services.History.HeadAsync(channel);
+            if (since is { } from && from.Epoch == head.Epoch && from.Seq <= head.Seq)
+            {
+                replay = await Services.History.ReadAsync(channel, from.Seq, head.Seq);
+            }
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            lock (CursorsGate)
+            {
+                ReleaseBuffered(cursor);
+                _cursors.Remove(channel);
+            }
+
+            await RemoveRouteAsync(channel);
+            SendError(requestId, ErrorCodes.Unavailable, "The routing table is unavailable; retry.");
+            return null;
+        }
+
+        lock (CursorsGate)
+        {
+            cursor.Epoch = head.Epoch;
+            cursor.LastSeq = replay.Events is null ? head.Seq : since!.Value.Seq;
+            if (since is { } requested && replay.Events is null)
+            {
+                // The position cannot be served: say so rather than leave a silent gap.
+                var reason = requested.Epoch != head.Epoch ? "epoch_changed" : requested.Seq > head.Seq ? "unknown_position" : replay.Refusal ?? ChannelHistory.BeyondRetention;
+                Send(Frames.Resync(channel, reason, head), positioned: true);
+            }
+        }
+
+        foreach (var replayed in replay.Events ?? [])
+        {
+            // Paced by the client's own reading: a long replay never overflows its send queue.
+            await Queue.WaitForRoomAsync(SessionClosing);
+            lock (CursorsGate)
+            {
+                if (Advance(channel, cursor, replayed.Seq, head.Epoch))
+                {
+                    Send(Frames.Event(replayed.Envelope, replayed.Seq, head.Epoch), positioned: true);
+                }
+            }
+        }
+
+        lock (CursorsGate)
+        {
+            cursor.LastSeq = Math.Max(cursor.LastSeq, head.Seq);
+            Send(Frames.Ok(requestId, channel, head), positioned: true);
+            DrainBuffered(channel, cursor);
+        }
+
+        return head;
+    }
+
+    /// <returns>False when the session was not subscribed to the channel.</returns>
+    protected async Task<bool> UnsubscribeAsync(string channel)
+    {
+        lock (CursorsGate)
+        {
+            if (!_cursors.Remove(channel, out var cursor))
+            {
+                return false;
+            }
+
+            ReleaseBuffered(cursor);
+        }
+
+        await RemoveRouteAsync(channel);
+        return true;
+    }
+
+    protected void SendError(string? id, string code, string message) =>
+        Send(Frames.Error(id, code, message));
+
+    /// <summary>Queues a frame created for this connection alone and drops the creator's reference.</summary>
+    protected void Send(SharedFrame frame, bool positioned = false)
+    {
+        Enqueue(frame, positioned);
+        frame.Release();
+    }
+
+    /// <summary>Queues a frame; one that fits no more means the client is not reading: it is closed as slow.</summary>
+    protected void Enqueue(QueuedFrame item)
+    {
+        if (!Queue.TryEnqueue(item) && !IsClosing)
+        {
+            LogSlowConsumer(Id, Queue.QueuedBytes);
+            RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
+        }
+    }
+
+    protected void RequestClose(int code, string? reason, bool dropQueued)
+    {
+        if (Interlocked.CompareExchange(ref _closeCode, code, 0) != 0)
+        {
+            return;
+        }
+
+        _closeReason = reason;
+        if (dropQueued)
+        {
+            Queue.Close();
+        }
+        else
+        {
+            Queue.Complete();
+        }
+
+        try
+        {
+            _sessionCancellation.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        _ = AbortIfStillOpenAsync();
+    }
+
+    private void Enqueue(SharedFrame frame, bool positioned) =>
+        Enqueue(new QueuedFrame(frame, positioned ? PositionId() : null));
+
+    /// <summary>
+    /// Backpressure in tiers, before the hard limit closes the connection: past half the send
+    /// queue transient events are dropped; past three quarters live delivery of the channel stops
+    /// (<see cref="OnFellBehind"/>). Called under the lock.
+    /// </summary>
+    private bool HasRoomFor(string channel, ChannelCursor cursor, SharedFrame frame, ulong seq)
+    {
+        var limit = Queue.LimitBytes;
+        var queued = Queue.QueuedBytes + frame.Length;
+        if (seq == 0)
+        {
+            return queued <= limit / 2;
+        }
+
+        if (queued <= limit / 4 * 3)
+        {
+            return true;
+        }
+
+        cursor.Suspended = true;
+        LogSuspended(Id, channel);
+        OnFellBehind(channel, cursor);
+        return false;
+    }
+
+    private async Task FillGapAsync(string channel, ChannelCursor cursor, ulong after, ulong upTo, string epoch)
+    {
+        List<ReplayedEvent>? missing = null;
+        try
+        {
+            missing = (await Services.History.ReadAsync(channel, after, upTo)).Events;
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            LogGapFillFailed(Id, e.Message);
+        }
+
+        lock (CursorsGate)
+        {
+            if (!_cursors.TryGetValue(channel, out var current) || current != cursor)
+            {
+                // Unsubscribed meanwhile; ReleaseBuffered ran then.
+                return;
+            }
+
+            if (missing is null)
+            {
+                cursor.LastSeq = upTo;
+                Send(Frames.Resync(channel, "beyond_window", new ChannelPosition(epoch, upTo)), positioned: true);
+            }
+            else
+            {
+                foreach (var replayed in missing)
+                {
+                    if (Advance(channel, cursor, replayed.Seq, epoch))
+                    {
+                        Send(Frames.Event(replayed.Envelope, replayed.Seq, epoch), positioned: true);
+                    }
+                }
+            }
+
+            DrainBuffered(channel, cursor);
+        }
+    }
+
+    /// <summary>Sends what was held during a replay or gap fill, minus what was already sent, and goes live. Called under the lock.</summary>
+    private void DrainBuffered(string channel, ChannelCursor cursor)
+    {
+        var buffered = cursor.Buffered!;
+        cursor.Buffered = null;
+        foreach (var (live, seq, epoch) in buffered)
+        {
+            if (Advance(channel, cursor, seq, epoch))
+            {
+                Enqueue(live, positioned: seq != 0);
+            }
+
+            live.Release();
+        }
+    }
+
+    /// <summary>
+    /// Moves the cursor to an event about to be sent; false for a duplicate (at-least-once
+    /// hand-offs upstream may repeat an event; the client gets it once). Called under the lock.
+    /// </summary>
+    private bool Advance(string channel, ChannelCursor cursor, ulong seq, string epoch)
+    {
+        if (seq == 0)
+        {
+            return true;
+        }
+
+        if (cursor.Epoch.Length > 0 && cursor.Epoch != epoch)
+        {
+            // The channel's history was reset: the client must reload and continue from here.
+            cursor.Epoch = epoch;
+            cursor.LastSeq = seq - 1;
+            Send(Frames.Resync(channel, "epoch_changed", new ChannelPosition(epoch, seq - 1)), positioned: true);
+        }
+
+        cursor.Epoch = epoch;
+        if (seq <= cursor.LastSeq)
+        {
+            return false;
+        }
+
+        cursor.LastSeq = seq;
+        return true;
+    }
+
+    private static void ReleaseBuffered(ChannelCursor cursor)
+    {
+        foreach (var (frame, _, _) in cursor.Buffered ?? [])
+        {
+            frame.Release();
+        }
+
+        cursor.Buffered = null;
+    }
+
+    /// <summary>The node is stopping: tell the client when to leave, and close it then.</summary>
+    private void StartDrain()
+    {
+        var delay = Services.Drain.NextDelay();
+        Send(Frames.Reconnect("shutdown", delay));
+        _ = Task.Delay(delay).ContinueWith(
+            _ => RequestClose(CloseCodes.GoingAway, "server shutting down", dropQueued: false),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = Queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync())
+            {
+                while (reader.TryRead(out var item))
+                {
+                    try
+                    {
+                        // The item is counted until it is sent: anything beyond it is another frame waiting.
+                        await WriteAsync(item, more: Queue.QueuedBytes > item.Size);
+                    }
+                    finally
+                    {
+                        Queue.Sent(item);
+                    }
+                }
+            }
+
+            using var timeout = new CancellationTokenSource(CloseTimeout);
+            var code = CloseCode;
+            await CloseTransportAsync(code == 0 ? CloseCodes.Normal : code, _closeReason, timeout.Token);
+        }
+        catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The peer is gone; nothing left to send to.
+            LogWriterEnded(Id, e.GetType().Name, e.Message);
+        }
+    }
+
+    /// <summary>A peer that does not complete the close in time is cut off.</summary>
+    private async Task AbortIfStillOpenAsync()
+    {
+        await Task.Delay(CloseTimeout * 2, CancellationToken.None);
+        if (!IsTransportClosed)
+        {
+            Abort();
+        }
+    }
+
+    private async Task ReleaseSubscriptionsAsync()
+    {
+        string[] channels;
+        lock (CursorsGate)
+        {
+            channels = [.. _cursors.Keys];
+            foreach (var cursor in _cursors.Values)
+            {
+                ReleaseBuffered(cursor);
+            }
+
+            _cursors.Clear();
+        }
+
+        foreach (var channel in channels)
+        {
+            await RemoveRouteAsync(channel);
+        }
+    }
+
+    private async Task RemoveRouteAsync(string channel)
+    {
+        try
+        {
+            await Services.Hub.UnsubscribeAsync(channel, this).WaitAsync(CloseTimeout * 2);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // Locally unsubscribed either way; the stale route is cleared at the node's next start.
+            LogRouteRemovalFailed(e.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Warning, Message = "Connection {ConnectionId} is a slow consumer ({QueuedBytes} bytes queued); closing with 4008")]
+    private partial void LogSlowConsumer(string connectionId, long queuedBytes);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Connection {ConnectionId} fell behind on {Channel}: live delivery stopped")]
+    private partial void LogSuspended(string connectionId, string channel);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Gap fill on connection {ConnectionId} failed: {Reason}")]
+    private partial void LogGapFillFailed(string connectionId, string reason);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Writer of connection {ConnectionId} ended: {Kind}: {Reason}")]
+    private partial void LogWriterEnded(string connectionId, string kind, string reason);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Could not remove a route: {Reason}")]
+    private partial void LogRouteRemovalFailed(string reason);
+}
+
+/// <summary>What every connection of a node shares.</summary>
+internal sealed record ConnectionServices(
+    ChannelHub Hub,
+    ChannelHistory History,
+    EventPublisher Publisher,
+    DrainCoordinator Drain,
+    EventFactory Events,
+    NodeIdentity Node,
+    SessionRegistry Sessions,
+    GatewayOptions Options,
+    ILogger Logger);
