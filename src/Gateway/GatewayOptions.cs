@@ -66,6 +66,15 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(16 * 1024, 256 * 1024 * 1024)]
     public int SendQueueLimitBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// Kernel send buffer of each client socket, in bytes; 0 (the default) leaves it to the
+    /// kernel's autotuning. A fixed size bounds the kernel memory per connection (autotuning lets
+    /// a client that stops reading hold up to <c>net.ipv4.tcp_wmem</c>'s maximum, 4 MiB) at the
+    /// cost of throughput to clients far away.
+    /// </summary>
+    [Range(0, 64 * 1024 * 1024)]
+    public int SocketSendBufferBytes { get; set; }
+
     /// <summary>Publishes of one connection awaiting their Kafka acknowledgement; reading pauses above it.</summary>
     [Range(1, 10_000)]
     public int MaxInFlightPublishesPerConnection { get; set; } = 256;

@@ -40,32 +40,34 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
     }
 
     [Fact]
-    public async Task A_client_that_stops_reading_is_told_to_resync_while_the_others_get_every_event()
+    public async Task A_client_that_stops_reading_is_told_to_resync_while_500_others_get_every_event()
     {
-        // The stalled client must overflow its kernel buffers (up to 4 MiB here) and three
-        // quarters of its 1 MiB send queue: 300 events of 24 KB.
-        const int Readers = 20, Events = 300;
+        // The stalled client must overflow the kernel buffers (64 KiB socket send buffer here, plus
+        // its own 4 KiB receive buffer) and three quarters of its send queue (256 KiB here): 600
+        // events of 1 KB do. The 500 readers get 300,000 frames.
+        const int Readers = 500, Events = 600;
         var channel = $"room:{Guid.NewGuid():N}";
-        var readers = new List<TestClient>();
-        for (var i = 0; i < Readers; i++)
+        var readers = new TestClient[Readers];
+        await Parallel.ForAsync(0, Readers, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, _) =>
         {
-            readers.Add(await Stack.ConnectAsync(0, $"reader{i}", "room:*"));
-            await readers[^1].SubscribeAsync(channel);
-        }
+            readers[i] = await Stack.ConnectAsync(0, $"reader{i}", "room:*");
+            await readers[i].SubscribeAsync(channel);
+        });
 
         // A raw client with a tiny receive buffer that subscribes and then never reads again.
         using var stalled = await RawWebSocket.OpenAsync(Stack.Gateways[0], Stack.Token("stalled", "room:*"), receiveBufferSize: 4096);
         var stream = stalled.GetStream();
         await stream.WriteAsync(RawWebSocket.MaskedTextFrame($$"""{"type":"subscribe","id":"s","channel":"{{channel}}"}"""));
+        await RawWebSocket.ReadTextAsync(stream, "\"ok\"", TimeSpan.FromSeconds(10));
 
         var publisher = Stack.PublisherClient(1);
         var auth = Stack.ServiceAuth("room:*");
-        var payload = ByteString.CopyFromUtf8($"\"{new string('x', 24_000)}\"");
-        // 100 events/s: easy for a client that reads, 7 MB for one that does not.
-        for (var start = 0; start < Events; start += 10)
+        var payload = ByteString.CopyFromUtf8($"\"{new string('x', 1_000)}\"");
+        // 200 events/s: easy for a client that reads, 600 KB for one that does not.
+        for (var start = 0; start < Events; start += 20)
         {
             var batch = new PublishBatchRequest();
-            for (var i = start; i < start + 10; i++)
+            for (var i = start; i < start + 20; i++)
             {
                 batch.Events.Add(new PublishRequest { Channel = channel, EventType = "big", Payload = payload });
             }
@@ -75,19 +77,19 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
         }
 
         var stopwatch = Stopwatch.StartNew();
-        foreach (var reader in readers)
+        await Parallel.ForEachAsync(readers, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (reader, _) =>
         {
-            var got = await reader.TakeEventsAsync(Events, TimeSpan.FromSeconds(30));
+            var got = await reader.TakeEventsAsync(Events, TimeSpan.FromSeconds(60));
             Assert.Equal(Enumerable.Range(1, Events).Select(i => (ulong)i), got.Select(e => (ulong)e["seq"]!));
             Assert.Empty(reader.Other);
-        }
+        });
 
-        output.WriteLine($"{Readers} readers got all {Events} events of 24 KB; last one complete {stopwatch.ElapsedMilliseconds} ms after publishing ended");
+        output.WriteLine($"{Readers} readers got all {Events} events of 1 KB; the last one complete {stopwatch.ElapsedMilliseconds} ms after publishing ended");
 
         // The gateway stopped feeding the stalled client and told it so.
         await Stack.Gateways[0].Process.WaitForLineAsync(l => l.Contains("fell behind on", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
         var rss = RawWebSocket.ResidentMegabytes(Stack.Gateways[0].Process.Pid);
-        output.WriteLine($"gateway RSS {rss} MiB");
+        output.WriteLine($"gateway RSS {rss} MiB with {Readers + 1} connections");
         Assert.True(rss < 400, $"gateway RSS {rss} MiB");
 
         // When it reads again, it finds the resync with its own last position among what was queued.
@@ -99,9 +101,15 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
         }
     }
 
-    /// <summary>A pipeline with the default 1 MiB send queues and the default typing limit.</summary>
+    /// <summary>
+    /// A pipeline with 256 KiB send queues (a quarter of the default) and 64 KiB socket send
+    /// buffers, so a stalled client falls behind after a few hundred KB instead of several MB and
+    /// 500 readers stay affordable on a small machine; and the default typing limit.
+    /// </summary>
     public sealed class Pipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "backpressure", settings: new Dictionary<string, string?>
     {
         ["Gateway__TypingEventsPerSecond"] = "1",
+        ["Gateway__SendQueueLimitBytes"] = "262144",
+        ["Gateway__SocketSendBufferBytes"] = "65536",
     });
 }

@@ -119,7 +119,7 @@ internal static partial class LongPollEndpoint
                     return;
                 }
 
-                var waiter = new LongPollWaiter(identity, context, positions, response);
+                var waiter = new LongPollWaiter(identity, context, positions.Keys, settings.LongPollMaxEvents);
                 sessions.Add(waiter);
                 try
                 {
@@ -147,10 +147,11 @@ internal static partial class LongPollEndpoint
 
                 if (context.RequestAborted.IsCancellationRequested)
                 {
+                    waiter.Release();
                     return;
                 }
 
-                waiter.CopyPositionsTo(positions);
+                waiter.MoveTo(response, positions);
             }
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
@@ -250,78 +251,48 @@ internal static partial class LongPollEndpoint
     }
 
     /// <summary>
-    /// The live half of a held poll: takes the next events in order after the cursor, and wakes
-    /// the request. A gap or an epoch change wakes it with nothing, and the backlog read that
-    /// follows serves it from history with the same rules as a resume.
+    /// The live half of a held poll: collects the events routed to it and wakes the request.
+    /// Which of them go into the response is decided afterwards, against the positions the
+    /// backlog reads moved (<see cref="MoveTo"/>), so an event read from history meanwhile is
+    /// never sent twice and a gap is served from history, in order.
     /// </summary>
-    private sealed class LongPollWaiter : IFrameSink, IDisconnectable
+    private sealed class LongPollWaiter(ClientIdentity identity, HttpContext context, IEnumerable<string> channels, int maxEvents) : IFrameSink, IDisconnectable
     {
         private readonly Lock _gate = new();
-        private readonly HttpContext _context;
-        private readonly Dictionary<string, ChannelPosition> _positions;
-        private readonly PollResponse _response;
+        private readonly HashSet<string> _channels = new(channels, StringComparer.Ordinal);
+        private readonly List<(string Channel, SharedFrame Frame, ulong Seq, string Epoch)> _collected = [];
         private readonly TaskCompletionSource _woken = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private bool _stopped;
 
-        public LongPollWaiter(ClientIdentity identity, HttpContext context, Dictionary<string, ChannelPosition> positions, PollResponse response)
-        {
-            Identity = identity;
-            _context = context;
-            _positions = new Dictionary<string, ChannelPosition>(positions, StringComparer.Ordinal);
-            _response = response;
-        }
-
-        public ClientIdentity Identity { get; }
+        public ClientIdentity Identity { get; } = identity;
 
         public void DeliverEvent(string channel, OutgoingEvent outgoing)
         {
             lock (_gate)
             {
-                if (_stopped || !_positions.TryGetValue(channel, out var position) || _response.Room == 0)
+                if (_stopped || !_channels.Contains(channel))
                 {
                     return;
                 }
 
-                if (outgoing.Seq != 0)
+                if (_collected.Count < maxEvents)
                 {
-                    if (outgoing.Epoch == position.Epoch && outgoing.Seq <= position.Seq)
-                    {
-                        return;
-                    }
-
-                    if (outgoing.Epoch != position.Epoch || outgoing.Seq != position.Seq + 1)
-                    {
-                        // Not the next one: history serves the gap (or the resync) in order.
-                        _woken.TrySetResult();
-                        return;
-                    }
-
-                    _positions[channel] = new ChannelPosition(outgoing.Epoch, outgoing.Seq);
+                    var frame = outgoing.Frame(FrameFormat.Json);
+                    frame.AddReference();
+                    _collected.Add((channel, frame, outgoing.Seq, outgoing.Epoch));
                 }
 
-                var frame = outgoing.Frame(FrameFormat.Json);
-                frame.AddReference();
-                _response.Add(frame);
                 _woken.TrySetResult();
             }
         }
 
-        public void CatchUp(string channel, ChannelPosition head)
-        {
-            lock (_gate)
-            {
-                if (!_stopped && _positions.TryGetValue(channel, out var position) && head.Epoch == position.Epoch && head.Seq > position.Seq)
-                {
-                    _woken.TrySetResult();
-                }
-            }
-        }
+        public void CatchUp(string channel, ChannelPosition head) => _woken.TrySetResult();
 
-        public void Disconnect(int code, string reason) => _context.Abort();
+        public void Disconnect(int code, string reason) => context.Abort();
 
         public async Task WaitAsync(TimeSpan timeout, CancellationToken draining)
         {
-            using var ended = CancellationTokenSource.CreateLinkedTokenSource(_context.RequestAborted, draining);
+            using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, draining);
             await _woken.Task.WaitAsync(timeout, ended.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
@@ -334,15 +305,58 @@ internal static partial class LongPollEndpoint
             }
         }
 
-        public void CopyPositionsTo(Dictionary<string, ChannelPosition> positions)
+        /// <summary>
+        /// Adds to the response the collected events that follow on from the positions, in
+        /// order, moving them; drops duplicates; stops a channel at a gap or an epoch change
+        /// (the next backlog read serves those). Transient events go in as they are.
+        /// </summary>
+        public void MoveTo(PollResponse response, Dictionary<string, ChannelPosition> positions)
         {
-            lock (_gate)
+            var stalled = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (channel, frame, seq, epoch) in _collected)
             {
-                foreach (var (channel, position) in _positions)
+                if (seq == 0)
                 {
-                    positions[channel] = position;
+                    if (response.Room > 0)
+                    {
+                        response.Add(frame);
+                    }
+                    else
+                    {
+                        frame.Release();
+                    }
+
+                    continue;
                 }
+
+                var position = positions[channel];
+                if (!stalled.Contains(channel) && response.Room > 0 && epoch == position.Epoch && seq == position.Seq + 1)
+                {
+                    response.Add(frame);
+                    positions[channel] = new ChannelPosition(epoch, seq);
+                    continue;
+                }
+
+                if (epoch != position.Epoch || seq > position.Seq)
+                {
+                    stalled.Add(channel);
+                }
+
+                frame.Release();
             }
+
+            _collected.Clear();
+        }
+
+        /// <summary>Drops what was collected (the request is gone).</summary>
+        public void Release()
+        {
+            foreach (var (_, frame, _, _) in _collected)
+            {
+                frame.Release();
+            }
+
+            _collected.Clear();
         }
     }
 }
