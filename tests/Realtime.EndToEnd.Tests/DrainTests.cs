@@ -26,9 +26,18 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
             subscribers.Add(await ResumingSubscriber.StartAsync(pipeline, 0, $"d{s}", [channels[s % channels.Length]], audit));
         }
 
+        // Besides the WebSocket clients: an SSE stream and a held long-poll on the draining node.
+        var sseToken = pipeline.Token("sse", "room:*");
+        var sse = await SseClient.OpenAsync(pipeline.Gateways[0].Http, $"channels={channels[0]}", sseToken);
+        await sse.NextFrameAsync("ok");
+        using var poller = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        poller.DefaultRequestHeaders.Authorization = new("Bearer", pipeline.Token("poller", "room:*"));
+        var pollStart = System.Text.Json.Nodes.JsonNode.Parse(await poller.GetStringAsync(new Uri(pipeline.Gateways[0].Http, "/v1/poll?channels=room:drain-quiet")))!;
+
         var publisher = pipeline.PublisherClient(1);
         var auth = pipeline.ServiceAuth("room:*");
         var published = 0;
+        var publishedOnFirst = new ConcurrentQueue<int>();
         using var stop = new CancellationTokenSource();
         var flow = Task.Run(async () =>
         {
@@ -38,6 +47,11 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
                 foreach (var channel in channels)
                 {
                     request.Events.Add(new PublishRequest { Channel = channel, EventType = "n", Payload = ByteString.CopyFromUtf8(published.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
+                    if (channel == channels[0])
+                    {
+                        publishedOnFirst.Enqueue(published);
+                    }
+
                     audit.Published(channel, published++);
                 }
 
@@ -55,7 +69,36 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
             left.Add(DateTime.UtcNow - sigterm);
             await s.ConnectAsync(1);
         })).ToList();
+        var heldPoll = poller.GetAsync(new Uri(pipeline.Gateways[0].Http, $"/v1/poll?cursor={(string?)pollStart["cursor"]}"));
         var terminate = pipeline.Gateways[0].Process.TerminateAsync(Window + TimeSpan.FromSeconds(20));
+
+        // The held poll is answered at once (nothing new: 204), not at the end of its hold.
+        using (var answered = await heldPoll.WaitAsync(TimeSpan.FromSeconds(5)))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.NoContent, answered.StatusCode);
+        }
+
+        // The SSE stream is told to reconnect, then ends; it resumes on the other node from its cursor.
+        var sseReceived = new List<int>();
+        var reconnectHint = false;
+        while (await sse.NextAsync(Window + TimeSpan.FromSeconds(5)) is { } message)
+        {
+            if (message.Data is null)
+            {
+                continue;
+            }
+
+            var frame = message.Json;
+            reconnectHint |= (string?)frame["type"] == "reconnect" && (long)frame["delayMs"]! >= 0;
+            if ((string?)frame["type"] == "event")
+            {
+                sseReceived.Add((int)frame["data"]!);
+            }
+        }
+
+        Assert.True(reconnectHint, "the SSE stream ended without a reconnect frame");
+        await sse.DisposeAsync();
+        sse = await SseClient.OpenAsync(pipeline.Gateways[1].Http, $"channels={channels[0]}", sseToken, lastEventId: sse.LastEventId);
 
         // Not ready any more, at once (the probe sees 503 or a refused connection).
         await PipelineTests.WaitUntilAsync(async () => !await IsReadyAsync(pipeline.Gateways[0].Http), TimeSpan.FromSeconds(2));
@@ -78,6 +121,15 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
         await PipelineTests.WaitUntilAsync(
             () => Task.FromResult(subscribers.All(s => s.Channels.All(c => audit.Missing(s.Name, c) <= 0))),
             TimeSpan.FromMinutes(1));
+        while (sseReceived.Count < publishedOnFirst.Count)
+        {
+            var frame = await sse.NextFrameAsync("event");
+            sseReceived.Add((int)frame["data"]!);
+        }
+
+        await sse.DisposeAsync();
+        Assert.Equal(publishedOnFirst, sseReceived);
+
         var report = audit.Report(subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
         output.WriteLine(report.ToString());
         Assert.Equal(0, report.Lost);
