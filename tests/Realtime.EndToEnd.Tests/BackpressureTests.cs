@@ -101,6 +101,47 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
         }
     }
 
+    [Fact]
+    public async Task An_sse_stream_that_stops_reading_is_ended_after_its_queue_so_it_catches_up_from_its_cursor()
+    {
+        const int Events = 600;
+        var channel = $"room:{Guid.NewGuid():N}";
+        await using var reader = await Stack.ConnectAsync(0, "sse-peer", "room:*");
+        await reader.SubscribeAsync(channel);
+
+        // A raw HTTP client with a tiny receive buffer: reads the stream's start, then nothing.
+        using var tcp = new System.Net.Sockets.TcpClient { ReceiveBufferSize = 4096 };
+        await tcp.ConnectAsync(Stack.Gateways[0].Http.Host, Stack.Gateways[0].Http.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"GET /v1/sse?channels={channel}&access_token={Stack.Token("sse-stalled", "room:*")} HTTP/1.1\r\nHost: {Stack.Gateways[0].Http.Authority}\r\nAccept: text/event-stream\r\n\r\n"));
+        var opening = await RawWebSocket.ReadTextAsync(stream, "\"ok\"", TimeSpan.FromSeconds(10));
+        var connectionId = System.Text.RegularExpressions.Regex.Match(opening, "\"connectionId\":\"([0-9a-f]+)\"").Groups[1].Value;
+        Assert.NotEmpty(connectionId);
+
+        var publisher = Stack.PublisherClient(1);
+        var auth = Stack.ServiceAuth("room:*");
+        var payload = ByteString.CopyFromUtf8($"\"{new string('x', 1_000)}\"");
+        for (var start = 0; start < Events; start += 20)
+        {
+            var batch = new PublishBatchRequest();
+            for (var i = start; i < start + 20; i++)
+            {
+                batch.Events.Add(new PublishRequest { Channel = channel, EventType = "big", Payload = payload });
+            }
+
+            await publisher.PublishBatchAsync(batch, auth, deadline: DateTime.UtcNow.AddSeconds(30));
+        }
+
+        Assert.Equal(Events, (await reader.TakeEventsAsync(Events, TimeSpan.FromSeconds(30))).Count);
+        await Stack.Gateways[0].Process.WaitForLineAsync(l => l.Contains($"Connection {connectionId} fell behind", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+
+        // Reading again, the client finds what was queued and then the end of the stream (a
+        // chunked response's last chunk): EventSource would reconnect from the last id it saw.
+        var rest = await RawWebSocket.ReadTextAsync(stream, "\r\n0\r\n\r\n", TimeSpan.FromSeconds(20));
+        Assert.Contains("id: ", rest, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// A pipeline with 256 KiB send queues (a quarter of the default) and 64 KiB socket send
     /// buffers, so a stalled client falls behind after a few hundred KB instead of several MB and
