@@ -117,4 +117,20 @@ public sealed class ClientFrameParserTests
             }
         }
     }
+
+    [Fact]
+    public void A_publish_body_takes_its_type_and_channel_from_the_request()
+    {
+        var ok = ClientFrameParser.TryParsePublishBody(Encoding.UTF8.GetBytes("""{"event":"msg","data":{"n":1},"clientMsgId":"k"}"""), "room:9", out var frame, out _);
+        Assert.True(ok);
+        Assert.Equal((ClientFrameType.Publish, "room:9", "msg", "k"), (frame.Type, frame.Channel, frame.Event, frame.ClientMsgId));
+        Assert.Equal("""{"n":1}""", Encoding.UTF8.GetString(frame.Data.Span));
+    }
+
+    [Fact]
+    public void A_publish_body_without_an_event_is_refused()
+    {
+        Assert.False(ClientFrameParser.TryParsePublishBody(Encoding.UTF8.GetBytes("""{"data":1}"""), "room:9", out _, out var error));
+        Assert.Equal(ErrorCodes.BadRequest, error.Code);
+    }
 }
