@@ -45,6 +45,22 @@ ensure_redis() {
   command -v redis-server >/dev/null 2>&1 || die "redis-server is still missing after installing it"
 }
 
+ensure_browser() { # the real-browser tests: Debian's chromium, node, and tests/Browser's npm packages
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after installing chromium"
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "node and npm are still missing after installing them"
+  local major; major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  [ "$major" -ge 20 ] 2>/dev/null || say "warning: node $(node --version 2>/dev/null) is older than 20, which playwright-core needs; the browser tests may fail"
+  local dir="$ROOT/tests/Browser"
+  # npm rewrites node_modules/.package-lock.json on every install: older than the lock file = stale.
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "installing the browser tests' npm packages (npm ci in tests/Browser)..."
+    (cd "$dir" && npm ci --no-audit --no-fund >/dev/null) || die "npm ci in tests/Browser failed"
+  fi
+}
+
 ensure_key() {
   mkdir -p "$RUN_DIR"
   if [ ! -s "$KEY_FILE" ]; then
@@ -188,6 +204,7 @@ cmd_token() {
 cmd_test() {
   ensure_dotnet
   ensure_redis
+  ensure_browser
   say "building (configuration $CONFIGURATION)..."
   dotnet build "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build failed"
   mkdir -p "$ROOT/TestResults"
