@@ -35,6 +35,20 @@ builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<SessionRegistry>();
 builder.Services.AddSingleton<HttpPublishLimiter>();
+builder.Services.AddSingleton<SigningKeys>();
+builder.Services.AddHostedService<JwksRefresher>();
+builder.Services.AddSingleton<ChannelAuthorizer>();
+builder.Services.AddSingleton(sp => new ConnectionServices(
+    sp.GetRequiredService<ChannelHub>(),
+    sp.GetRequiredService<ChannelAuthorizer>(),
+    sp.GetRequiredService<ChannelHistory>(),
+    sp.GetRequiredService<EventPublisher>(),
+    sp.GetRequiredService<DrainCoordinator>(),
+    sp.GetRequiredService<EventFactory>(),
+    sp.GetRequiredService<NodeIdentity>(),
+    sp.GetRequiredService<SessionRegistry>(),
+    sp.GetRequiredService<IOptions<GatewayOptions>>().Value,
+    sp.GetRequiredService<ILoggerFactory>().CreateLogger("Realtime.Gateway.Connections")));
 builder.Services.AddSingleton<RouteRegistry>();
 builder.Services.AddSingleton<ChannelHub>();
 builder.Services.AddSingleton<ChannelHistory>();

@@ -114,7 +114,7 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
         await tcp.ConnectAsync(Stack.Gateways[0].Http.Host, Stack.Gateways[0].Http.Port);
         var stream = tcp.GetStream();
         await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
-            $"GET /v1/sse?channels={channel}&access_token={Stack.Token("sse-stalled", "room:*")} HTTP/1.1\r\nHost: {Stack.Gateways[0].Http.Authority}\r\nAccept: text/event-stream\r\n\r\n"));
+            $"GET /v1/sse?channels={channel}&access_token={Stack.TokenWith("sse-stalled", ["room:*"], TimeSpan.FromMinutes(5))} HTTP/1.1\r\nHost: {Stack.Gateways[0].Http.Authority}\r\nAccept: text/event-stream\r\n\r\n"));
         var opening = await RawWebSocket.ReadTextAsync(stream, "\"ok\"", TimeSpan.FromSeconds(10));
         var connectionId = System.Text.RegularExpressions.Regex.Match(opening, "\"connectionId\":\"([0-9a-f]+)\"").Groups[1].Value;
         Assert.NotEmpty(connectionId);

@@ -51,7 +51,8 @@ public sealed class BrowserTests(BrowserTests.Pipeline shared, ITestOutputHelper
             Environment = new Dictionary<string, string?>
             {
                 ["RT_GATEWAY"] = stack.Gateways[0].Http.GetLeftPart(UriPartial.Authority),
-                ["RT_SUBSCRIBER_TOKEN"] = stack.Token(subject, channel),
+                // The browser passes its token in URLs: a short-lived one, as the gateway requires there.
+                ["RT_SUBSCRIBER_TOKEN"] = stack.TokenWith(subject, [channel], TimeSpan.FromMinutes(5)),
                 ["RT_PUBLISHER_TOKEN"] = stack.Token($"publisher-{id}", channel),
                 ["RT_SUBJECT"] = subject,
                 ["RT_CHANNEL"] = channel,

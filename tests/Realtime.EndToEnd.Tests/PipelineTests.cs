@@ -183,9 +183,10 @@ public sealed class PipelineTests(SharedPipeline shared, ITestOutputHelper outpu
             Assert.Equal(HttpStatusCode.Unauthorized, status);
         }
 
-        // The same token in the query string (as browsers send it) is accepted.
-        var good = Stack.Token("trent", "room:*");
+        // A short-lived token in the query string (as browsers send it) is accepted; a long-lived one is not.
+        var good = Stack.TokenWith("trent", ["room:*"], TimeSpan.FromMinutes(5));
         Assert.Equal(HttpStatusCode.SwitchingProtocols, await TestClient.HandshakeStatusAsync(uri, null, $"access_token={good}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await TestClient.HandshakeStatusAsync(uri, null, $"access_token={Stack.TokenWith("trent", ["room:*"], TimeSpan.FromMinutes(6))}"));
     }
 
     [Fact]

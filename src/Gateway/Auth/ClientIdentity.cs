@@ -1,4 +1,9 @@
 namespace Realtime.Gateway.Auth;
 
 /// <summary>Who is on the other end of a connection or call, as the validated token says.</summary>
-public sealed record ClientIdentity(string Subject, string? Tenant, ChannelPatterns Channels, DateTimeOffset ExpiresAt);
+/// <param name="Subject">The token's <c>sub</c>: the user (or service) id.</param>
+/// <param name="Tenant">The optional <c>tenant</c> claim.</param>
+/// <param name="Permissions">The channel grants of the token, per action.</param>
+/// <param name="ExpiresAt">The token's <c>exp</c>.</param>
+/// <param name="IssuedAt">The token's <c>iat</c>, when it has one (revocations apply to tokens issued before them).</param>
+public sealed record ClientIdentity(string Subject, string? Tenant, ChannelPermissions Permissions, DateTimeOffset ExpiresAt, DateTimeOffset? IssuedAt = null);

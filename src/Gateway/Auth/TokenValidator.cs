@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -16,10 +15,24 @@ public enum TokenFailure
     Expired,
     NotYetValid,
     InvalidSignature,
+    UnknownKey,
     InvalidIssuer,
     InvalidAudience,
     MissingSubject,
+
+    /// <summary>A token in a URL whose total lifetime is longer than <see cref="AuthOptions.MaxQueryTokenLifetime"/> (or unknown: no <c>iat</c>).</summary>
+    TooLongLivedForUrl,
+
+    /// <summary>The subject's sessions were revoked after this token was issued.</summary>
+    Revoked,
     Invalid,
+}
+
+/// <summary>Where a token travelled: a header, or a URL (where proxies and browsers may record it).</summary>
+public enum TokenCarrier
+{
+    Header,
+    Url,
 }
 
 /// <summary>Outcome of validating a token: an identity, or the reason it was refused.</summary>
@@ -29,23 +42,37 @@ public readonly record struct TokenValidation(ClientIdentity? Identity, TokenFai
 }
 
 /// <summary>
-/// Validates client tokens (HS256 JWTs) with Microsoft.IdentityModel and turns their claims
-/// into a <see cref="ClientIdentity"/>: <c>sub</c>, optional <c>tenant</c>, and the
-/// <c>channels</c> claim (an array of glob patterns, or one pattern as a string).
+/// Validates client tokens (JWTs signed HS256, RS256 or ES256) with Microsoft.IdentityModel and
+/// turns their claims into a <see cref="ClientIdentity"/>: <c>sub</c>, optional <c>tenant</c>,
+/// and the channel grants (<c>channels</c>, <c>permissions</c>; see <see cref="ChannelPermissions"/>).
+/// Unsigned tokens (<c>alg: none</c>) and other algorithms are refused.
 /// </summary>
 public sealed class TokenValidator
 {
+    public const string PermissionsClaim = "permissions";
     private const int MaxTokenLength = 8 * 1024;
+    private static readonly Dictionary<string, ChannelAction> ActionNames = new Dictionary<string, ChannelAction>(StringComparer.Ordinal)
+    {
+        ["subscribe"] = ChannelAction.Subscribe,
+        ["publish"] = ChannelAction.Publish,
+        ["history"] = ChannelAction.History,
+        ["presence"] = ChannelAction.Presence,
+    };
+
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly TokenValidationParameters _parameters;
+    private readonly SigningKeys _keys;
+    private readonly TimeSpan _maxUrlLifetime;
 
-    public TokenValidator(IOptions<AuthOptions> options)
+    public TokenValidator(IOptions<AuthOptions> options, SigningKeys keys)
     {
         var auth = options.Value;
+        _keys = keys;
+        _maxUrlLifetime = auth.MaxQueryTokenLifetime;
         _parameters = new TokenValidationParameters
         {
-            IssuerSigningKey = new SymmetricSecurityKey(Encoding.UTF8.GetBytes(auth.SigningKey)),
-            ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
+            IssuerSigningKeyResolver = (_, _, kid, _) => keys.Resolve(kid),
+            ValidAlgorithms = [SecurityAlgorithms.HmacSha256, SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256],
             ValidateIssuerSigningKey = true,
             RequireSignedTokens = true,
             RequireExpirationTime = true,
@@ -58,7 +85,7 @@ public sealed class TokenValidator
         };
     }
 
-    public async ValueTask<TokenValidation> ValidateAsync(string? token)
+    public async ValueTask<TokenValidation> ValidateAsync(string? token, TokenCarrier carrier = TokenCarrier.Header)
     {
         if (string.IsNullOrEmpty(token))
         {
@@ -71,9 +98,18 @@ public sealed class TokenValidator
         }
 
         var result = await _handler.ValidateTokenAsync(token, _parameters);
+        if (!result.IsValid && result.Exception is SecurityTokenSignatureKeyNotFoundException && IsUnknownKid(token) && _keys.CanRefresh)
+        {
+            // A kid we do not know yet: the identity provider may have rotated its keys.
+            await _keys.RefreshAsync(force: true);
+            result = await _handler.ValidateTokenAsync(token, _parameters);
+        }
+
         if (!result.IsValid)
         {
-            return new(null, Classify(result.Exception));
+            // "No key found" for a token whose kid we do know (or that has none) is a bad signature.
+            var failure = Classify(result.Exception);
+            return new(null, failure == TokenFailure.UnknownKey && !IsUnknownKid(token) ? TokenFailure.InvalidSignature : failure);
         }
 
         var jwt = (JsonWebToken)result.SecurityToken;
@@ -82,23 +118,58 @@ public sealed class TokenValidator
             return new(null, TokenFailure.MissingSubject);
         }
 
+        DateTimeOffset? issuedAt = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out _) ? new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero) : null;
+        var expiresAt = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero);
+        if (carrier == TokenCarrier.Url && (issuedAt is null || expiresAt - issuedAt.Value > _maxUrlLifetime))
+        {
+            return new(null, TokenFailure.TooLongLivedForUrl);
+        }
+
         jwt.TryGetPayloadValue<string>(DevTokens.TenantClaim, out var tenant);
-        return new(new ClientIdentity(subject, tenant, ReadChannels(jwt), new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero)), TokenFailure.None);
+        var permissions = ChannelPermissions.From(ReadPatterns(jwt, DevTokens.ChannelsClaim), ReadPermissions(jwt), subject, tenant);
+        return new(new ClientIdentity(subject, tenant, permissions, expiresAt, issuedAt), TokenFailure.None);
     }
 
-    private static ChannelPatterns ReadChannels(JsonWebToken jwt)
+    private bool IsUnknownKid(string token)
     {
-        if (jwt.TryGetPayloadValue<string[]>(DevTokens.ChannelsClaim, out var many) && many is not null)
+        var kid = _handler.ReadJsonWebToken(token).Kid;
+        return !string.IsNullOrEmpty(kid) && !_keys.Resolve(kid).Any();
+    }
+
+    private static string[] ReadPatterns(JsonWebToken jwt, string claim)
+    {
+        if (jwt.TryGetPayloadValue<string[]>(claim, out var many) && many is not null)
         {
-            return new ChannelPatterns(many);
+            return many;
         }
 
-        if (jwt.TryGetPayloadValue<string>(DevTokens.ChannelsClaim, out var one) && one is not null)
+        return jwt.TryGetPayloadValue<string>(claim, out var one) && one is not null ? [one] : [];
+    }
+
+    private static Dictionary<ChannelAction, IReadOnlyList<string>> ReadPermissions(JsonWebToken jwt)
+    {
+        var permissions = new Dictionary<ChannelAction, IReadOnlyList<string>>();
+        if (!jwt.TryGetPayloadValue<JsonElement>(PermissionsClaim, out var element) || element.ValueKind != JsonValueKind.Object)
         {
-            return new ChannelPatterns([one]);
+            return permissions;
         }
 
-        return ChannelPatterns.None;
+        foreach (var property in element.EnumerateObject())
+        {
+            if (!ActionNames.TryGetValue(property.Name, out var action))
+            {
+                continue;
+            }
+
+            permissions[action] = property.Value.ValueKind switch
+            {
+                JsonValueKind.Array => [.. property.Value.EnumerateArray().Where(v => v.ValueKind == JsonValueKind.String).Select(v => v.GetString()!)],
+                JsonValueKind.String => [property.Value.GetString()!],
+                _ => [],
+            };
+        }
+
+        return permissions;
     }
 
     private static TokenFailure Classify(Exception? exception) => exception switch
@@ -107,7 +178,8 @@ public sealed class TokenValidator
         SecurityTokenNotYetValidException => TokenFailure.NotYetValid,
         SecurityTokenInvalidIssuerException => TokenFailure.InvalidIssuer,
         SecurityTokenInvalidAudienceException => TokenFailure.InvalidAudience,
-        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException => TokenFailure.InvalidSignature,
+        SecurityTokenSignatureKeyNotFoundException => TokenFailure.UnknownKey,
+        SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException => TokenFailure.InvalidSignature,
         SecurityTokenMalformedException or ArgumentException or JsonException => TokenFailure.Malformed,
         _ => TokenFailure.Invalid,
     };

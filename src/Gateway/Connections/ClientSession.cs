@@ -590,9 +590,10 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     private partial void LogRouteRemovalFailed(string reason);
 }
 
-/// <summary>What every connection of a node shares.</summary>
+/// <summary>What every connection of a node shares (one instance per node).</summary>
 internal sealed record ConnectionServices(
     ChannelHub Hub,
+    ChannelAuthorizer Authorizer,
     ChannelHistory History,
     EventPublisher Publisher,
     DrainCoordinator Drain,

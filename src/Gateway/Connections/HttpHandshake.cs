@@ -31,7 +31,8 @@ internal static partial class HttpHandshake
     /// <summary>Validates the request's token, or answers 401 and returns null. The token itself is never logged or echoed.</summary>
     public static async Task<ClientIdentity?> AuthenticateAsync(HttpContext context, TokenValidator tokens, ILogger logger)
     {
-        var validation = await tokens.ValidateAsync(HandshakeToken.From(context.Request));
+        var (token, carrier) = HandshakeToken.From(context.Request);
+        var validation = await tokens.ValidateAsync(token, carrier);
         if (validation.Identity is { } identity)
         {
             return identity;
@@ -43,8 +44,8 @@ internal static partial class HttpHandshake
         return null;
     }
 
-    /// <summary>Checks one channel name against the rules and the token; on failure answers 400 or 403.</summary>
-    public static async Task<bool> AuthorizeAsync(HttpContext context, ClientIdentity identity, string channel)
+    /// <summary>Checks one channel name and the identity's right to <paramref name="action"/> on it; on failure answers 400 or 403.</summary>
+    public static async Task<bool> AuthorizeAsync(HttpContext context, ChannelAuthorizer authorizer, ClientIdentity identity, ChannelAction action, string channel)
     {
         if (!ChannelName.IsValid(channel))
         {
@@ -52,9 +53,9 @@ internal static partial class HttpHandshake
             return false;
         }
 
-        if (!identity.Channels.Allows(channel))
+        if (!await authorizer.AuthorizeAsync(identity, action, channel))
         {
-            await RefuseAsync(context, StatusCodes.Status403Forbidden, ErrorCodes.NotAuthorized, "The token does not grant this channel.");
+            await RefuseAsync(context, StatusCodes.Status403Forbidden, ErrorCodes.NotAuthorized, $"Not allowed to {action.ToString().ToLowerInvariant()} on this channel.");
             return false;
         }
 
@@ -65,7 +66,7 @@ internal static partial class HttpHandshake
     /// Reads <c>channels=a,b</c> (one parameter, comma-separated, or repeated), each checked as
     /// by <see cref="AuthorizeAsync"/>; answers 400 or 403 and returns null on the first problem.
     /// </summary>
-    public static async Task<List<string>?> ReadChannelsAsync(HttpContext context, ClientIdentity identity, int maxChannels, bool required)
+    public static async Task<List<string>?> ReadChannelsAsync(HttpContext context, ChannelAuthorizer authorizer, ClientIdentity identity, int maxChannels, bool required)
     {
         var channels = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -84,7 +85,7 @@ internal static partial class HttpHandshake
                     return null;
                 }
 
-                if (!await AuthorizeAsync(context, identity, channel))
+                if (!await AuthorizeAsync(context, authorizer, identity, ChannelAction.Subscribe, channel))
                 {
                     return null;
                 }

@@ -40,6 +40,7 @@ internal static partial class LongPollEndpoint
         AdmissionControl admissionControl,
         DrainCoordinator drain,
         SessionRegistry sessions,
+        ChannelAuthorizer authorizer,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.LongPoll");
@@ -50,7 +51,7 @@ internal static partial class LongPollEndpoint
         using var admission = await HttpHandshake.AdmitAsync(context, admissionControl, drain, logger, newConnection: false);
         if (admission is null
             || await HttpHandshake.AuthenticateAsync(context, tokens, logger) is not { } identity
-            || await HttpHandshake.ReadChannelsAsync(context, identity, settings.MaxChannelsPerConnection, required: false) is not { } added)
+            || await HttpHandshake.ReadChannelsAsync(context, authorizer, identity, settings.MaxChannelsPerConnection, required: false) is not { } added)
         {
             return;
         }
@@ -68,7 +69,7 @@ internal static partial class LongPollEndpoint
             foreach (var channel in positions.Keys)
             {
                 // The token is checked on every poll: a cursor grants nothing by itself.
-                if (!await HttpHandshake.AuthorizeAsync(context, identity, channel))
+                if (!await HttpHandshake.AuthorizeAsync(context, authorizer, identity, ChannelAction.Subscribe, channel))
                 {
                     return;
                 }

@@ -24,23 +24,18 @@ internal static partial class SseEndpoint
     private static async Task HandleAsync(
         HttpContext context,
         TokenValidator tokens,
-        ChannelHub hub,
-        ChannelHistory history,
-        EventPublisher publisher,
-        EventFactory events,
-        NodeIdentity node,
+        ConnectionServices services,
         IOptions<GatewayOptions> options,
         IHostApplicationLifetime lifetime,
         AdmissionControl admissionControl,
         DrainCoordinator drain,
-        SessionRegistry sessions,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.Sse");
         using var admission = await HttpHandshake.AdmitAsync(context, admissionControl, drain, logger);
         if (admission is null
             || await HttpHandshake.AuthenticateAsync(context, tokens, logger) is not { } identity
-            || await HttpHandshake.ReadChannelsAsync(context, identity, options.Value.MaxChannelsPerConnection, required: true) is not { } channels)
+            || await HttpHandshake.ReadChannelsAsync(context, services.Authorizer, identity, options.Value.MaxChannelsPerConnection, required: true) is not { } channels)
         {
             return;
         }
@@ -68,7 +63,7 @@ internal static partial class SseEndpoint
         using var connection = new SseConnection(
             context,
             identity,
-            new ConnectionServices(hub, history, publisher, drain, events, node, sessions, options.Value, logger),
+            services,
             channels,
             resumeFrom);
         await connection.StartAsync();

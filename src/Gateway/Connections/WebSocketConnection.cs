@@ -148,7 +148,7 @@ internal sealed partial class WebSocketConnection : ClientSession
                 Send(Frames.Pong(frame.Id));
                 break;
             case ClientFrameType.Subscribe:
-                if (Authorize(frame.Id, frame.Channel!) && WithinRate(ref _subscribes, frame.Id))
+                if (await AuthorizeAsync(frame.Id, ChannelAction.Subscribe, frame.Channel!) && WithinRate(ref _subscribes, frame.Id))
                 {
                     await SubscribeAsync(frame.Id, frame.Channel!, frame.Since);
                 }
@@ -174,7 +174,7 @@ internal sealed partial class WebSocketConnection : ClientSession
     private async Task PublishAsync(ClientFrame frame)
     {
         var channel = frame.Channel!;
-        if (!Authorize(frame.Id, channel))
+        if (!await AuthorizeAsync(frame.Id, ChannelAction.Publish, channel))
         {
             return;
         }
@@ -273,7 +273,7 @@ internal sealed partial class WebSocketConnection : ClientSession
         return false;
     }
 
-    private bool Authorize(string? requestId, string channel)
+    private async ValueTask<bool> AuthorizeAsync(string? requestId, ChannelAction action, string channel)
     {
         if (!ChannelName.IsValid(channel))
         {
@@ -281,9 +281,9 @@ internal sealed partial class WebSocketConnection : ClientSession
             return false;
         }
 
-        if (!Identity.Channels.Allows(channel))
+        if (!await Services.Authorizer.AuthorizeAsync(Identity, action, channel))
         {
-            SendError(requestId, ErrorCodes.NotAuthorized, "The token does not grant this channel.");
+            SendError(requestId, ErrorCodes.NotAuthorized, action == ChannelAction.Subscribe ? "Not allowed to subscribe to this channel." : "Not allowed to publish to this channel.");
             return false;
         }
 

@@ -24,16 +24,11 @@ internal static partial class WebSocketEndpoint
     private static async Task HandleAsync(
         HttpContext context,
         TokenValidator tokens,
-        ChannelHub hub,
-        ChannelHistory history,
-        EventPublisher publisher,
-        EventFactory events,
-        NodeIdentity node,
+        ConnectionServices services,
         IOptions<GatewayOptions> options,
         IHostApplicationLifetime lifetime,
         AdmissionControl admissionControl,
         DrainCoordinator drain,
-        SessionRegistry sessions,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
@@ -66,7 +61,7 @@ internal static partial class WebSocketEndpoint
         using var connection = new WebSocketConnection(
             socket,
             identity,
-            new ConnectionServices(hub, history, publisher, drain, events, node, sessions, options.Value, logger),
+            services,
             format);
         LogConnected(logger, connection.Id, identity.Subject);
         await connection.RunAsync(lifetime.ApplicationStopping);

@@ -15,6 +15,7 @@ namespace Realtime.Gateway.Grpc;
 /// </summary>
 internal sealed class PublisherService(
     TokenValidator tokens,
+    ChannelAuthorizer authorizer,
     EventFactory events,
     EventPublisher publisher,
     IOptions<GatewayOptions> options) : Publisher.PublisherBase
@@ -24,7 +25,7 @@ internal sealed class PublisherService(
     public override async Task<PublishResponse> Publish(PublishRequest request, ServerCallContext context)
     {
         var identity = await AuthenticateAsync(context);
-        var envelope = Prepare(identity, request, index: null);
+        var envelope = await PrepareAsync(identity, request, index: null);
         return await ReserveAsync(envelope, context.CancellationToken) ?? await PublishOneAsync(envelope, context.CancellationToken);
     }
 
@@ -46,7 +47,7 @@ internal sealed class PublisherService(
         var keys = new HashSet<(string, string)>();
         for (var i = 0; i < envelopes.Length; i++)
         {
-            envelopes[i] = Prepare(identity, request.Events[i], i);
+            envelopes[i] = await PrepareAsync(identity, request.Events[i], i);
             if (envelopes[i].IdempotencyKey.Length > 0 && !keys.Add((envelopes[i].Channel, envelopes[i].IdempotencyKey)))
             {
                 throw new RpcException(new Status(StatusCode.InvalidArgument, $"Idempotency key used twice in one batch (event {i})."));
@@ -104,7 +105,7 @@ internal sealed class PublisherService(
             ?? throw new RpcException(new Status(StatusCode.Unauthenticated, $"Token refused: {validation.Failure}."));
     }
 
-    private EventEnvelope Prepare(ClientIdentity identity, PublishRequest request, int? index)
+    private async Task<EventEnvelope> PrepareAsync(ClientIdentity identity, PublishRequest request, int? index)
     {
         var where = index is null ? string.Empty : $" (event {index})";
         if (!ChannelName.IsValid(request.Channel))
@@ -112,9 +113,9 @@ internal sealed class PublisherService(
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"Invalid channel name{where}."));
         }
 
-        if (!identity.Channels.Allows(request.Channel))
+        if (!await authorizer.AuthorizeAsync(identity, ChannelAction.Publish, request.Channel))
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"The token does not grant this channel{where}."));
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"Not allowed to publish to this channel{where}."));
         }
 
         if (string.IsNullOrEmpty(request.EventType) || request.EventType.Length > Protocol.ClientFrameParser.MaxEventTypeLength)

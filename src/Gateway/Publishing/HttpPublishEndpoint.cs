@@ -31,13 +31,14 @@ internal static partial class HttpPublishEndpoint
         EventPublisher publisher,
         EventFactory events,
         HttpPublishLimiter limiter,
+        ChannelAuthorizer authorizer,
         IOptions<GatewayOptions> options,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.HttpPublish");
         var settings = options.Value;
         if (await HttpHandshake.AuthenticateAsync(context, tokens, logger) is not { } identity
-            || !await HttpHandshake.AuthorizeAsync(context, identity, channel))
+            || !await HttpHandshake.AuthorizeAsync(context, authorizer, identity, ChannelAction.Publish, channel))
         {
             return;
         }

@@ -20,22 +20,23 @@ internal static class HistoryEndpoint
     public static IEndpointConventionBuilder MapChannelHistory(this IEndpointRouteBuilder endpoints) =>
         endpoints.MapGet("/v1/channels/{channel}/events", HandleAsync);
 
-    private static async Task<IResult> HandleAsync(string channel, HttpRequest request, TokenValidator tokens, HistoryQuery query)
+    private static async Task<IResult> HandleAsync(string channel, HttpRequest request, TokenValidator tokens, ChannelAuthorizer authorizer, HistoryQuery query)
     {
-        var validation = await tokens.ValidateAsync(HandshakeToken.From(request));
+        var (token, carrier) = HandshakeToken.From(request);
+        var validation = await tokens.ValidateAsync(token, carrier);
         if (validation.Identity is not { } identity)
         {
-            return Results.Json(new { error = "unauthorized", reason = validation.Failure.ToString() }, statusCode: StatusCodes.Status401Unauthorized);
+            return Results.Json(new { error = "unauthorized", message = validation.Failure.ToString() }, statusCode: StatusCodes.Status401Unauthorized);
         }
 
         if (!ChannelName.IsValid(channel))
         {
-            return Results.Json(new { error = ErrorCodes.InvalidChannel }, statusCode: StatusCodes.Status400BadRequest);
+            return Results.Json(new { error = ErrorCodes.InvalidChannel, message = "Invalid channel name." }, statusCode: StatusCodes.Status400BadRequest);
         }
 
-        if (!identity.Channels.Allows(channel))
+        if (!await authorizer.AuthorizeAsync(identity, ChannelAction.History, channel))
         {
-            return Results.Json(new { error = ErrorCodes.NotAuthorized }, statusCode: StatusCodes.Status403Forbidden);
+            return Results.Json(new { error = ErrorCodes.NotAuthorized, message = "Not allowed to read this channel's history." }, statusCode: StatusCodes.Status403Forbidden);
         }
 
         if (!TryNumber(request.Query["since"], 0, out var since) || !TryNumber(request.Query["limit"], HistoryQuery.DefaultLimit, out var limit)
@@ -107,7 +108,7 @@ internal static class HistoryEndpoint
 }
 
 /// <summary>The gRPC <c>realtime.v1.Channels</c> service: history for backend services.</summary>
-internal sealed class ChannelsService(TokenValidator tokens, HistoryQuery query) : Channels.ChannelsBase
+internal sealed class ChannelsService(TokenValidator tokens, ChannelAuthorizer authorizer, HistoryQuery query) : Channels.ChannelsBase
 {
     public override async Task<HistoryResponse> History(HistoryRequest request, ServerCallContext context)
     {
@@ -118,9 +119,9 @@ internal sealed class ChannelsService(TokenValidator tokens, HistoryQuery query)
             throw new RpcException(new Status(StatusCode.InvalidArgument, "Invalid channel name."));
         }
 
-        if (!identity.Channels.Allows(request.Channel))
+        if (!await authorizer.AuthorizeAsync(identity, ChannelAction.History, request.Channel))
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, "The token does not grant this channel."));
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "Not allowed to read this channel's history."));
         }
 
         if (request.Limit > HistoryQuery.MaxLimit)

@@ -11,13 +11,19 @@ public sealed class TokenValidatorTests
     private const string Issuer = "realtime-test";
     private const string Audience = "realtime";
 
-    private static readonly TokenValidator Validator = new(Options.Create(new AuthOptions
+    private static readonly TokenValidator Validator = Create(new AuthOptions
     {
         SigningKey = Key,
         Issuer = Issuer,
         Audience = Audience,
         ClockSkew = TimeSpan.FromSeconds(5),
-    }));
+    });
+
+    internal static TokenValidator Create(AuthOptions options)
+    {
+        var wrapped = Options.Create(options);
+        return new TokenValidator(wrapped, new SigningKeys(wrapped, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<SigningKeys>.Instance));
+    }
 
     private static string Mint(string subject = "alice", string[]? channels = null, TimeSpan? lifetime = null, string? issuer = Issuer, string? audience = Audience, string key = Key, DateTime? notBefore = null) =>
         DevTokens.Mint(key, subject, channels ?? ["room:*"], lifetime ?? TimeSpan.FromMinutes(5), issuer, audience, tenant: "acme", notBefore: notBefore);
@@ -29,9 +35,9 @@ public sealed class TokenValidatorTests
         Assert.True(result.IsValid);
         Assert.Equal("alice", result.Identity!.Subject);
         Assert.Equal("acme", result.Identity.Tenant);
-        Assert.True(result.Identity.Channels.Allows("room:7"));
-        Assert.True(result.Identity.Channels.Allows("user:alice"));
-        Assert.False(result.Identity.Channels.Allows("user:bob"));
+        Assert.True(result.Identity.Permissions.Allows(ChannelAction.Subscribe, "room:7"));
+        Assert.True(result.Identity.Permissions.Allows(ChannelAction.Subscribe, "user:alice"));
+        Assert.False(result.Identity.Permissions.Allows(ChannelAction.Subscribe, "user:bob"));
     }
 
     [Fact]
@@ -63,6 +69,6 @@ public sealed class TokenValidatorTests
     {
         var result = await Validator.ValidateAsync(Mint(channels: []));
         Assert.True(result.IsValid);
-        Assert.False(result.Identity!.Channels.Allows("room:1"));
+        Assert.False(result.Identity!.Permissions.Allows(ChannelAction.Subscribe, "room:1"));
     }
 }
