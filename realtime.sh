@@ -163,7 +163,9 @@ cmd_up() {
   for i in 0 1; do
     Auth__SigningKey="$(cat "$KEY_FILE")" start "gw-$i" dotnet "$(out_dll src/Gateway Realtime.Gateway)" \
       --Gateway:NodeId="gw-$i" --Gateway:HttpEndpoint="http://127.0.0.1:808$i" --Gateway:GrpcEndpoint="http://127.0.0.1:908$i" \
-      --Gateway:DrainWindow=00:00:03
+      --Gateway:DrainWindow=00:00:03 \
+      --Gateway:AllowedOrigins:0=http://127.0.0.1:8080 --Gateway:AllowedOrigins:1=http://127.0.0.1:8081 \
+      --Gateway:AllowedOrigins:2=http://localhost:8080 --Gateway:AllowedOrigins:3=http://localhost:8081
   done
   for i in 0 1; do wait_for_log "gw-$i" "gateway gw-$i ready" 60; done
   wait_for_log fanout "Fanout assigned partitions" 60

@@ -23,6 +23,14 @@ public sealed class GatewayOptions : IValidatableObject
     [Required]
     public string GrpcEndpoint { get; set; } = "http://127.0.0.1:9080";
 
+    /// <summary>
+    /// Browser origins (<c>https://chat.example.com</c>) allowed to use the client endpoints
+    /// besides the gateway's own; a request from any other origin is refused with 403 before any
+    /// upgrade. Requests without an <c>Origin</c> header (non-browser clients) are judged by their
+    /// token alone.
+    /// </summary>
+    public List<string> AllowedOrigins { get; set; } = [];
+
     /// <summary>Most connections this node holds at once; more get 503 with Retry-After before any upgrade.</summary>
     [Range(1, 1_000_000)]
     public int MaxConnections { get; set; } = 10_000;

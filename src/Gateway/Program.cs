@@ -38,9 +38,12 @@ builder.Services.AddSingleton<HttpPublishLimiter>();
 builder.Services.AddSingleton<SigningKeys>();
 builder.Services.AddHostedService<JwksRefresher>();
 builder.Services.AddSingleton<ChannelAuthorizer>();
+builder.Services.AddSingleton<OriginPolicy>();
 builder.Services.AddSingleton(sp => new ConnectionServices(
     sp.GetRequiredService<ChannelHub>(),
+    sp.GetRequiredService<TokenValidator>(),
     sp.GetRequiredService<ChannelAuthorizer>(),
+    sp.GetRequiredService<IOptions<AuthOptions>>().Value,
     sp.GetRequiredService<ChannelHistory>(),
     sp.GetRequiredService<EventPublisher>(),
     sp.GetRequiredService<DrainCoordinator>(),
@@ -113,6 +116,22 @@ app.Use((context, next) =>
     }
 
     return next(context);
+});
+
+// Browser pages from other origins are refused before anything else, upgrades included.
+var origins = app.Services.GetRequiredService<OriginPolicy>();
+app.Use(async (context, next) =>
+{
+    var path = context.Request.Path;
+    if (path.StartsWithSegments("/ws") || path.StartsWithSegments("/v1"))
+    {
+        if (!await origins.ApplyAsync(context))
+        {
+            return;
+        }
+    }
+
+    await next(context);
 });
 
 app.UseWebSockets();

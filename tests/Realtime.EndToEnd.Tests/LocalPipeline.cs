@@ -17,8 +17,8 @@ namespace Realtime.EndToEnd.Tests;
 public sealed class LocalPipeline : IAsyncDisposable
 {
     public const int IngressPartitions = 8;
-    private const string Issuer = "realtime-test";
-    private const string Audience = "realtime";
+    public const string Issuer = "realtime-test";
+    public const string Audience = "realtime";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
     private readonly TestInfrastructure _infrastructure;

@@ -9,8 +9,7 @@ public sealed class AuthOptions : IValidatableObject
     public const string Section = "Auth";
 
     /// <summary>
-    /// An HS256 key (UTF-8, at least 32 bytes) for tokens without a <c>kid</c> or with any
-    /// <c>kid</c>. Keep it in a secret, never in a file under version control. Optional when
+    /// An HS256 key (UTF-8, at least 32 bytes) for tokens without a <c>kid</c>. Keep it in a secret, never in a file under version control. Optional when
     /// <see cref="Keys"/> or <see cref="JwksUrl"/> provide the keys.
     /// </summary>
     public string? SigningKey { get; set; }
@@ -47,6 +46,12 @@ public sealed class AuthOptions : IValidatableObject
     /// (<c>access_token</c>), where proxies and browsers may record it; longer ones are refused there.
     /// </summary>
     public TimeSpan MaxQueryTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long before its token expires a WebSocket client is sent <c>auth.expiring</c>; it then
+    /// has until <c>exp</c> to send <c>refresh</c> with a new token, or is closed with 4001.
+    /// </summary>
+    public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// Rules per channel namespace (the part of the name before the first <c>:</c>; <c>""</c> for

@@ -42,12 +42,15 @@ public sealed partial class SigningKeys : IDisposable
     /// <summary>True when tokens with an unknown <c>kid</c> may become valid after a refresh.</summary>
     public bool CanRefresh => _http is not null;
 
-    /// <summary>The keys that may have signed a token with this <c>kid</c> (all of them when it has none).</summary>
+    /// <summary>
+    /// The keys that may have signed a token with this <c>kid</c>: those with that id; for a token
+    /// without one, the keys without one (<see cref="AuthOptions.SigningKey"/>, unnamed configured keys).
+    /// </summary>
     public IEnumerable<SecurityKey> Resolve(string? kid)
     {
         foreach (var key in _configured.Concat(Volatile.Read(ref _fetched)))
         {
-            if (string.IsNullOrEmpty(kid) || string.IsNullOrEmpty(key.KeyId) || string.Equals(key.KeyId, kid, StringComparison.Ordinal))
+            if (string.Equals(key.KeyId ?? string.Empty, kid ?? string.Empty, StringComparison.Ordinal))
             {
                 yield return key;
             }

@@ -40,7 +40,8 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
     public string Id { get; }
 
-    public ClientIdentity Identity { get; }
+    /// <summary>Who the client is; replaced by a valid <c>refresh</c> for the same subject.</summary>
+    public ClientIdentity Identity { get; protected set; }
 
     public FrameFormat Format { get; }
 
@@ -130,6 +131,80 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// <summary>Closes the session from outside (an operator's disconnect): the client reconnects and resumes.</summary>
     public void Disconnect(int code, string reason) => RequestClose(code, reason, dropQueued: false);
 
+    /// <summary>The subject's sessions were revoked: say so, then close with 4003.</summary>
+    public void Revoke(string reason)
+    {
+        Send(Frames.AuthRevoked(reason));
+        RequestClose(CloseCodes.Revoked, "sessions revoked", dropQueued: false);
+    }
+
+    /// <summary>The subject may no longer use <paramref name="channel"/>: end that subscription and say so.</summary>
+    public async Task RevokeChannelAsync(string channel)
+    {
+        if (await UnsubscribeAsync(channel))
+        {
+            Send(Frames.ChannelAccessRevoked(channel));
+        }
+    }
+
+    /// <summary>
+    /// After the identity changed (a refresh), ends the subscriptions its grants no longer cover,
+    /// with <c>channel.access.revoked</c>.
+    /// </summary>
+    protected async Task EnforceSubscriptionsAsync()
+    {
+        string[] channels;
+        lock (CursorsGate)
+        {
+            channels = [.. _cursors.Keys];
+        }
+
+        foreach (var channel in channels)
+        {
+            if (!await Services.Authorizer.AuthorizeAsync(Identity, ChannelAction.Subscribe, channel))
+            {
+                await RevokeChannelAsync(channel);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Warns the client <see cref="AuthOptions.ExpiryWarning"/> before its token expires and closes
+    /// it (4001) at expiry unless a refresh moved the expiry meanwhile.
+    /// </summary>
+    private async Task WatchExpiryAsync()
+    {
+        var warning = Services.Auth.ExpiryWarning;
+        var warnedFor = DateTimeOffset.MinValue;
+        while (!IsClosing)
+        {
+            var expires = Identity.ExpiresAt;
+            var now = DateTimeOffset.UtcNow;
+            if (now >= expires)
+            {
+                OnTokenExpired();
+                return;
+            }
+
+            if (warnedFor != expires && now >= expires - warning)
+            {
+                warnedFor = expires;
+                OnTokenExpiring(expires - now);
+            }
+
+            var next = warnedFor == expires ? expires : expires - warning;
+            await Task.Delay(Clamp(next - now), SessionClosing).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        static TimeSpan Clamp(TimeSpan wait) => wait < TimeSpan.FromMilliseconds(10) ? TimeSpan.FromMilliseconds(10) : wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait;
+    }
+
+    /// <summary>The token expires soon. By default the client is told, so it can refresh.</summary>
+    protected virtual void OnTokenExpiring(TimeSpan remaining) => Send(Frames.AuthExpiring(remaining));
+
+    /// <summary>The token expired without a refresh.</summary>
+    protected virtual void OnTokenExpired() => RequestClose(CloseCodes.TokenExpired, "token expired", dropQueued: false);
+
     public async Task RunAsync(CancellationToken stopping)
     {
         using var stoppingRegistration = stopping.Register(StartDrain);
@@ -138,6 +213,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         {
             Send(Frames.Connected(Id, Services.Node.Id));
             var writer = Task.Run(WriteLoopAsync, CancellationToken.None);
+            _ = WatchExpiryAsync();
             try
             {
                 await RunTransportAsync();
@@ -593,7 +669,9 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 /// <summary>What every connection of a node shares (one instance per node).</summary>
 internal sealed record ConnectionServices(
     ChannelHub Hub,
+    TokenValidator Tokens,
     ChannelAuthorizer Authorizer,
+    AuthOptions Auth,
     ChannelHistory History,
     EventPublisher Publisher,
     DrainCoordinator Drain,

@@ -103,7 +103,13 @@ internal static partial class LongPollEndpoint
                 return;
             }
 
+            // A poll is not held past its token's expiry: the client then polls again with a fresh token.
             var deadline = DateTime.UtcNow + settings.LongPollTimeout;
+            if (identity.ExpiresAt.UtcDateTime < deadline)
+            {
+                deadline = identity.ExpiresAt.UtcDateTime;
+            }
+
             while (true)
             {
                 await ReadBacklogAsync(historyQuery, positions, response);

@@ -82,6 +82,13 @@ internal sealed class SseConnection : ClientSession
     protected override string? PositionId() =>
         StreamCursorCodec.Encode(Cursors.Where(c => c.Value.Epoch.Length > 0).Select(c => KeyValuePair.Create(c.Key, new ChannelPosition(c.Value.Epoch, c.Value.LastSeq))));
 
+    /// <summary>An SSE client cannot refresh on the stream: it is not warned, and reconnects with a fresh token when the stream ends at expiry.</summary>
+    protected override void OnTokenExpiring(TimeSpan remaining)
+    {
+    }
+
+    protected override void OnTokenExpired() => RequestClose(CloseCodes.TokenExpired, "token expired", dropQueued: false);
+
     protected override void OnFellBehind(string channel, ChannelCursor cursor) =>
         RequestClose(CloseCodes.Normal, "fell behind", dropQueued: false);
 

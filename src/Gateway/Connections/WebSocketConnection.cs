@@ -168,6 +168,9 @@ internal sealed partial class WebSocketConnection : ClientSession
             case ClientFrameType.Publish:
                 await PublishAsync(frame);
                 break;
+            case ClientFrameType.Refresh:
+                await RefreshAsync(frame);
+                break;
         }
     }
 
@@ -234,6 +237,27 @@ internal sealed partial class WebSocketConnection : ClientSession
         // The produce is enqueued synchronously, so publishes of this connection reach Kafka in
         // the order they were read; only the acknowledgements are awaited concurrently.
         _ = AcknowledgeAsync(frame.Id, envelope);
+    }
+
+    /// <summary>Replaces the connection's token with a newer one for the same subject; subscriptions it no longer grants end.</summary>
+    private async Task RefreshAsync(ClientFrame frame)
+    {
+        var validation = await Services.Tokens.ValidateAsync(frame.Token, TokenCarrier.Header);
+        if (validation.Identity is not { } fresh)
+        {
+            SendError(frame.Id, ErrorCodes.RefreshRefused, $"The new token was refused: {validation.Failure}. The current one stays in force.");
+            return;
+        }
+
+        if (fresh.Subject != Identity.Subject || fresh.Tenant != Identity.Tenant)
+        {
+            SendError(frame.Id, ErrorCodes.RefreshRefused, "The new token is for another subject. The current one stays in force.");
+            return;
+        }
+
+        Identity = fresh;
+        Send(Frames.Ok(frame.Id, null));
+        await EnforceSubscriptionsAsync();
     }
 
     private async Task AcknowledgeAsync(string? requestId, EventEnvelope envelope)

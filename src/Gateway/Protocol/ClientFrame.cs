@@ -8,6 +8,9 @@ public enum ClientFrameType
     Unsubscribe,
     Publish,
     Ping,
+
+    /// <summary>A new token for the same subject, before the current one expires.</summary>
+    Refresh,
 }
 
 /// <summary>A parsed client → server frame, whatever its wire format.</summary>
@@ -22,7 +25,8 @@ public readonly record struct ClientFrame(
     string? ClientMsgId,
     ChannelPosition? Since = null,
     bool Transient = false,
-    string? ContentType = null);
+    string? ContentType = null,
+    string? Token = null);
 
 /// <summary>A position in a channel: the epoch of its history and the seq of an event in it.</summary>
 public readonly record struct ChannelPosition(string Epoch, ulong Seq);
@@ -39,6 +43,7 @@ public static class ClientFrameParser
     public const int MaxIdLength = 128;
     public const int MaxEventTypeLength = 128;
     public const int MaxDepth = 32;
+    public const int MaxTokenLength = 8 * 1024;
 
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth, CommentHandling = JsonCommentHandling.Disallow };
 
@@ -55,7 +60,7 @@ public static class ClientFrameParser
     private static bool TryParse(ReadOnlyMemory<byte> utf8, string? impliedPublishChannel, out ClientFrame frame, out FrameError error)
     {
         frame = default;
-        string? type = null, id = null, channel = null, eventType = null, clientMsgId = null;
+        string? type = null, id = null, channel = null, eventType = null, clientMsgId = null, token = null;
         ReadOnlyMemory<byte> data = default;
         ChannelPosition? since = null;
         var transient = false;
@@ -86,6 +91,10 @@ public static class ClientFrameParser
                 else if (reader.ValueTextEquals("event"u8))
                 {
                     eventType = ReadString(ref reader, "event", MaxEventTypeLength, ref problem);
+                }
+                else if (reader.ValueTextEquals("token"u8))
+                {
+                    token = ReadString(ref reader, "token", MaxTokenLength, ref problem);
                 }
                 else if (reader.ValueTextEquals("clientMsgId"u8))
                 {
@@ -171,12 +180,21 @@ public static class ClientFrameParser
             case "ping":
                 parsedType = ClientFrameType.Ping;
                 break;
+            case "refresh":
+                parsedType = ClientFrameType.Refresh;
+                break;
             default:
                 error = new(id, ErrorCodes.UnknownType, "Unknown frame type.");
                 return false;
         }
 
-        if (parsedType is not ClientFrameType.Ping && channel is null)
+        if (parsedType is ClientFrameType.Refresh && string.IsNullOrEmpty(token))
+        {
+            error = new(id, ErrorCodes.BadRequest, "Missing field 'token'.");
+            return false;
+        }
+
+        if (parsedType is not (ClientFrameType.Ping or ClientFrameType.Refresh) && channel is null)
         {
             error = new(id, ErrorCodes.BadRequest, "Missing field 'channel'.");
             return false;
@@ -193,7 +211,7 @@ public static class ClientFrameParser
             data = "null"u8.ToArray();
         }
 
-        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId, since, transient);
+        frame = new ClientFrame(parsedType, id, channel, eventType, data, clientMsgId, since, transient, Token: token);
         error = default;
         return true;
     }

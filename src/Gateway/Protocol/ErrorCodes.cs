@@ -30,6 +30,9 @@ public static class ErrorCodes
     /// <summary>The connection is subscribed to as many channels as it may be.</summary>
     public const string TooManyChannels = "too_many_channels";
 
+    /// <summary>A <c>refresh</c> whose token is invalid or names another subject; the current token stays in force.</summary>
+    public const string RefreshRefused = "refresh_refused";
+
     /// <summary>An SSE <c>Last-Event-ID</c> or long-poll cursor that this service did not issue.</summary>
     public const string BadCursor = "bad_cursor";
 }
@@ -57,6 +60,12 @@ public static class CloseCodes
 
     /// <summary>4000: an operator ended the connection (<c>POST /admin/disconnect</c>); reconnect and resume.</summary>
     public const int Disconnected = 4000;
+
+    /// <summary>4001: the token expired and no valid <c>refresh</c> came in time; reconnect with a fresh token.</summary>
+    public const int TokenExpired = 4001;
+
+    /// <summary>4003: the subject's sessions were revoked (after an <c>auth.revoked</c> frame); do not reconnect with the same token.</summary>
+    public const int Revoked = 4003;
 
     /// <summary>4008: the client did not read fast enough and its send queue overflowed; reconnect and resume.</summary>
     public const int SlowConsumer = 4008;

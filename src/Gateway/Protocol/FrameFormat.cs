@@ -19,7 +19,17 @@ internal interface IFrameEncoder
 {
     SharedFrame Connected(string connectionId, string node);
 
-    SharedFrame Ok(string? id, string channel, ChannelPosition? position = null);
+    /// <summary>A request took effect; <paramref name="channel"/> is null for requests about no channel (refresh).</summary>
+    SharedFrame Ok(string? id, string? channel, ChannelPosition? position = null);
+
+    /// <summary>The connection's token expires in <paramref name="remaining"/>: refresh it, or be closed.</summary>
+    SharedFrame AuthExpiring(TimeSpan remaining);
+
+    /// <summary>The subject's sessions were revoked; the connection closes next.</summary>
+    SharedFrame AuthRevoked(string reason);
+
+    /// <summary>The subscription to <paramref name="channel"/> ended: the subject may no longer use it.</summary>
+    SharedFrame ChannelAccessRevoked(string channel);
 
     /// <summary>The client's position cannot be served: it must reload the channel's state and continue from the fresh position given.</summary>
     SharedFrame Resync(string channel, string reason, ChannelPosition position);

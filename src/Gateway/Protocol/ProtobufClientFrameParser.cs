@@ -49,6 +49,15 @@ public static class ProtobufClientFrameParser
                 frame = new ClientFrame(ClientFrameType.Subscribe, id, message.Subscribe.Channel, null, default, null,
                     since is null ? null : new ChannelPosition(since.Epoch, since.Seq));
                 break;
+            case ClientMessage.KindOneofCase.Refresh:
+                if (message.Refresh.Token.Length is 0 or > ClientFrameParser.MaxTokenLength)
+                {
+                    error = new(id, ErrorCodes.BadRequest, "Field 'token' is missing or too long.");
+                    return false;
+                }
+
+                frame = new ClientFrame(ClientFrameType.Refresh, id, null, null, default, null, Token: message.Refresh.Token);
+                break;
             case ClientMessage.KindOneofCase.Unsubscribe:
                 frame = new ClientFrame(ClientFrameType.Unsubscribe, id, message.Unsubscribe.Channel, null, default, null);
                 break;
@@ -75,7 +84,7 @@ public static class ProtobufClientFrameParser
                 return false;
         }
 
-        if (frame.Type is not ClientFrameType.Ping && string.IsNullOrEmpty(frame.Channel))
+        if (frame.Type is not (ClientFrameType.Ping or ClientFrameType.Refresh) && string.IsNullOrEmpty(frame.Channel))
         {
             frame = default;
             error = new(id, ErrorCodes.BadRequest, "Missing field 'channel'.");

@@ -22,8 +22,17 @@ internal sealed class ProtobufFrames : IFrameEncoder
     public SharedFrame Connected(string connectionId, string node) =>
         Encode(new ServerMessage { Connected = new Connected { ConnectionId = connectionId, Node = node } });
 
-    public SharedFrame Ok(string? id, string channel, ChannelPosition? position = null) =>
-        Encode(new ServerMessage { Id = id ?? string.Empty, Ok = new Ok { Channel = channel, Position = ToWire(position) } });
+    public SharedFrame Ok(string? id, string? channel, ChannelPosition? position = null) =>
+        Encode(new ServerMessage { Id = id ?? string.Empty, Ok = new Ok { Channel = channel ?? string.Empty, Position = ToWire(position) } });
+
+    public SharedFrame AuthExpiring(TimeSpan remaining) =>
+        Encode(new ServerMessage { AuthExpiring = new AuthExpiring { InSeconds = (uint)Math.Max(0, Math.Floor(remaining.TotalSeconds)) } });
+
+    public SharedFrame AuthRevoked(string reason) =>
+        Encode(new ServerMessage { AuthRevoked = new AuthRevoked { Reason = reason } });
+
+    public SharedFrame ChannelAccessRevoked(string channel) =>
+        Encode(new ServerMessage { ChannelAccessRevoked = new ChannelAccessRevoked { Channel = channel } });
 
     public SharedFrame Resync(string channel, string reason, ChannelPosition position) =>
         Encode(new ServerMessage { Resync = new Wire.Resync { Channel = channel, Reason = reason, Position = ToWire(position) } });

@@ -38,11 +38,15 @@ internal sealed class ServerFrames : IFrameEncoder
         return End();
     }
 
-    public SharedFrame Ok(string? id, string channel, ChannelPosition? position = null)
+    public SharedFrame Ok(string? id, string? channel, ChannelPosition? position = null)
     {
         Begin("ok");
         WriteId(id);
-        _writer.WriteString("channel"u8, channel);
+        if (channel is not null)
+        {
+            _writer.WriteString("channel"u8, channel);
+        }
+
         if (position is { } p)
         {
             _writer.WriteString("epoch"u8, p.Epoch);
@@ -81,6 +85,27 @@ internal sealed class ServerFrames : IFrameEncoder
         Begin("reconnect");
         _writer.WriteString("reason"u8, reason);
         _writer.WriteNumber("delayMs"u8, (long)delay.TotalMilliseconds);
+        return End();
+    }
+
+    public SharedFrame AuthExpiring(TimeSpan remaining)
+    {
+        Begin("auth.expiring");
+        _writer.WriteNumber("in"u8, (long)Math.Max(0, Math.Floor(remaining.TotalSeconds)));
+        return End();
+    }
+
+    public SharedFrame AuthRevoked(string reason)
+    {
+        Begin("auth.revoked");
+        _writer.WriteString("reason"u8, reason);
+        return End();
+    }
+
+    public SharedFrame ChannelAccessRevoked(string channel)
+    {
+        Begin("channel.access.revoked");
+        _writer.WriteString("channel"u8, channel);
         return End();
     }
 
