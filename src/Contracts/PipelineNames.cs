@@ -15,6 +15,13 @@ public sealed class PipelineNames
     /// <summary>The namespace used when none is configured.</summary>
     public const string DefaultNamespace = "rt";
 
+    /// <summary>
+    /// The channel that carries control events (revocations) to every gateway: each node routes
+    /// it to itself at start, so the fanout delivers it everywhere like any channel. Its name is
+    /// not a valid client channel name (<c>$</c>), so no client can subscribe or publish to it.
+    /// </summary>
+    public const string ControlChannel = "$control";
+
     private readonly string _routePrefix;
     private readonly string _nodePrefix;
     private readonly string _channelPrefix;
@@ -81,6 +88,15 @@ public sealed class PipelineNames
     public string NodeRoutesKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":routes");
 
     /// <summary>Inverse of <see cref="RouteKey"/>: the channel a route key names, or null.</summary>
+    /// <summary>String: when the subject's sessions were last revoked (tokens issued before then are refused). Expires with the revocation retention.</summary>
+    public string RevokedSubjectKey(string subject) => string.Concat(Namespace, ":revoked:sub:", subject);
+
+    /// <summary>String: when the subject lost access to the channel. The channel comes first: channel names cannot hold <c>|</c>, so the key is unambiguous.</summary>
+    public string RevokedChannelKey(string subject, string channel) => string.Concat(Namespace, ":revoked:ch:", channel, "|", subject);
+
+    /// <summary>Pattern of every revocation key of this namespace (read once at a node's start).</summary>
+    public string RevokedKeyPattern => Namespace + ":revoked:*";
+
     public string? ChannelOfRouteKey(string key) =>
         key.StartsWith(_routePrefix, StringComparison.Ordinal) && key.EndsWith('}')
             ? key[_routePrefix.Length..^1]

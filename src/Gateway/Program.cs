@@ -6,6 +6,7 @@ using Realtime.Gateway;
 using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Connections;
+using Realtime.Gateway.Control;
 using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Delivery;
 using Realtime.Gateway.Grpc;
@@ -36,6 +37,7 @@ builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<SessionRegistry>();
 builder.Services.AddSingleton<HttpPublishLimiter>();
 builder.Services.AddSingleton<SigningKeys>();
+builder.Services.AddSingleton<RevocationList>();
 builder.Services.AddHostedService<JwksRefresher>();
 builder.Services.AddSingleton<ChannelAuthorizer>();
 builder.Services.AddSingleton<OriginPolicy>();
@@ -63,6 +65,9 @@ builder.Services.AddSingleton<IdempotencyStore>();
 builder.Services.AddSingleton<EventPublisher>();
 builder.Services.AddSingleton<DeliveryStatus>();
 builder.Services.AddHostedService<NodeLivenessService>();
+// After the liveness service: its start clears this node's old routes, the control route included.
+builder.Services.AddSingleton<RevocationService>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationService>());
 builder.Services.AddHostedService<NodeTopicConsumer>();
 builder.Services.AddGrpc(o =>
 {
@@ -142,6 +147,7 @@ app.MapRealtimeHttpPublish();
 app.MapChannelHistory();
 app.MapGrpcService<PublisherService>();
 app.MapGrpcService<ChannelsService>();
+app.MapGrpcService<SessionsService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 app.MapGet("/healthz", () => Results.Text("ok"));

@@ -12,6 +12,7 @@ public static class DevTokens
 {
     public const string ChannelsClaim = "channels";
     public const string TenantClaim = "tenant";
+    public const string RolesClaim = "roles";
 
     public static string Mint(
         string signingKey,
@@ -21,7 +22,8 @@ public static class DevTokens
         string? issuer = null,
         string? audience = null,
         string? tenant = null,
-        DateTime? notBefore = null)
+        DateTime? notBefore = null,
+        IEnumerable<string>? roles = null)
     {
         var now = DateTime.UtcNow;
         var claims = new Dictionary<string, object>
@@ -32,6 +34,11 @@ public static class DevTokens
         if (!string.IsNullOrEmpty(tenant))
         {
             claims[TenantClaim] = tenant;
+        }
+
+        if (roles?.ToArray() is { Length: > 0 } granted)
+        {
+            claims[RolesClaim] = granted;
         }
 
         var descriptor = new SecurityTokenDescriptor

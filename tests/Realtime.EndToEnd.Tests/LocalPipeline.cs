@@ -164,11 +164,18 @@ public sealed class LocalPipeline : IAsyncDisposable
     public Task<TestClient> ConnectAsync(int gateway, string subject, params string[] channelPatterns) =>
         TestClient.ConnectAsync(_gateways[gateway].WebSocket, Token(subject, channelPatterns));
 
-    public Publisher.PublisherClient PublisherClient(int gateway)
+    public Publisher.PublisherClient PublisherClient(int gateway) => new(GrpcChannelTo(gateway));
+
+    /// <summary>A gRPC channel to a gateway's gRPC port, disposed with the pipeline.</summary>
+    public GrpcChannel GrpcChannelTo(int gateway)
     {
         var channel = GrpcChannel.ForAddress(_gateways[gateway].Grpc);
-        _channels.Add(channel);
-        return new Publisher.PublisherClient(channel);
+        lock (_channels)
+        {
+            _channels.Add(channel);
+        }
+
+        return channel;
     }
 
     public Grpc.Core.Metadata ServiceAuth(params string[] channelPatterns) =>

@@ -54,6 +54,12 @@ public sealed class AuthOptions : IValidatableObject
     public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// How long a revocation is kept (in Redis and on every node). Set it longer than any token
+    /// lives: a token issued before a revocation that outlives it would be accepted again.
+    /// </summary>
+    public TimeSpan RevocationRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
     /// Rules per channel namespace (the part of the name before the first <c>:</c>; <c>""</c> for
     /// names without one), e.g. <c>Auth:Namespaces:org:Subscribe = Callback</c>.
     /// </summary>

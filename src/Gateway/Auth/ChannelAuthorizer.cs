@@ -57,8 +57,8 @@ public sealed class AuthorizationCallbackOptions
 }
 
 /// <summary>
-/// Decides whether an identity may do an action on a channel: the channel name must be valid,
-/// then the namespace's rule for the action applies (<see cref="AuthOptions.Namespaces"/>, else
+/// Decides whether an identity may do an action on a channel: the channel name must be valid and
+/// the subject's access to it not revoked, then the namespace's rule for the action applies (<see cref="AuthOptions.Namespaces"/>, else
 /// <see cref="AuthOptions.DefaultRules"/>). Deny by default: a token grants nothing it does not
 /// name, and a callback that fails or times out denies (fail closed, and not cached).
 /// </summary>
@@ -68,11 +68,13 @@ public sealed partial class ChannelAuthorizer : IDisposable
     private readonly HttpClient? _callback;
     private readonly TimeProvider _time;
     private readonly ILogger<ChannelAuthorizer> _logger;
+    private readonly RevocationList _revocations;
     private readonly ConcurrentDictionary<(string Subject, string? Tenant, ChannelAction Action, string Channel), DateTimeOffset> _allowed = new();
     private readonly ConcurrentDictionary<(string Subject, string? Tenant, ChannelAction Action, string Channel), DateTimeOffset> _denied = new();
 
-    public ChannelAuthorizer(IOptions<AuthOptions> options, TimeProvider time, ILogger<ChannelAuthorizer> logger)
+    public ChannelAuthorizer(IOptions<AuthOptions> options, RevocationList revocations, TimeProvider time, ILogger<ChannelAuthorizer> logger)
     {
+        _revocations = revocations;
         _options = options.Value;
         _time = time;
         _logger = logger;
@@ -84,7 +86,7 @@ public sealed partial class ChannelAuthorizer : IDisposable
 
     public async ValueTask<bool> AuthorizeAsync(ClientIdentity identity, ChannelAction action, string channel)
     {
-        if (!ChannelName.IsValid(channel))
+        if (!ChannelName.IsValid(channel) || _revocations.IsChannelRevoked(identity, channel))
         {
             return false;
         }

@@ -6,4 +6,16 @@ namespace Realtime.Gateway.Auth;
 /// <param name="Permissions">The channel grants of the token, per action.</param>
 /// <param name="ExpiresAt">The token's <c>exp</c>.</param>
 /// <param name="IssuedAt">The token's <c>iat</c>, when it has one (revocations apply to tokens issued before them).</param>
-public sealed record ClientIdentity(string Subject, string? Tenant, ChannelPermissions Permissions, DateTimeOffset ExpiresAt, DateTimeOffset? IssuedAt = null);
+/// <param name="Roles">The token's <c>roles</c> claim; <see cref="AdminRole"/> allows the session-control API.</param>
+public sealed record ClientIdentity(
+    string Subject,
+    string? Tenant,
+    ChannelPermissions Permissions,
+    DateTimeOffset ExpiresAt,
+    DateTimeOffset? IssuedAt = null,
+    IReadOnlyList<string>? Roles = null)
+{
+    public const string AdminRole = "realtime.admin";
+
+    public bool IsAdmin => Roles?.Contains(AdminRole, StringComparer.Ordinal) == true;
+}

@@ -62,12 +62,14 @@ public sealed class TokenValidator
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly TokenValidationParameters _parameters;
     private readonly SigningKeys _keys;
+    private readonly RevocationList _revocations;
     private readonly TimeSpan _maxUrlLifetime;
 
-    public TokenValidator(IOptions<AuthOptions> options, SigningKeys keys)
+    public TokenValidator(IOptions<AuthOptions> options, SigningKeys keys, RevocationList revocations)
     {
         var auth = options.Value;
         _keys = keys;
+        _revocations = revocations;
         _maxUrlLifetime = auth.MaxQueryTokenLifetime;
         _parameters = new TokenValidationParameters
         {
@@ -127,7 +129,8 @@ public sealed class TokenValidator
 
         jwt.TryGetPayloadValue<string>(DevTokens.TenantClaim, out var tenant);
         var permissions = ChannelPermissions.From(ReadPatterns(jwt, DevTokens.ChannelsClaim), ReadPermissions(jwt), subject, tenant);
-        return new(new ClientIdentity(subject, tenant, permissions, expiresAt, issuedAt), TokenFailure.None);
+        var identity = new ClientIdentity(subject, tenant, permissions, expiresAt, issuedAt, ReadPatterns(jwt, DevTokens.RolesClaim));
+        return _revocations.IsRevoked(identity) ? new(null, TokenFailure.Revoked) : new(identity, TokenFailure.None);
     }
 
     private bool IsUnknownKid(string token)

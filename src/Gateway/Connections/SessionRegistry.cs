@@ -23,6 +23,10 @@ internal sealed class SessionRegistry
 
     public void Remove(IDisconnectable session) => _sessions.TryRemove(session, out _);
 
+    /// <summary>The connections of <paramref name="subject"/> on this node, at this moment.</summary>
+    public IEnumerable<IDisconnectable> OfSubject(string subject) =>
+        _sessions.Keys.Where(s => string.Equals(s.Identity.Subject, subject, StringComparison.Ordinal));
+
     /// <summary>Ends every connection of <paramref name="subject"/> on this node.</summary>
     /// <returns>How many were ended.</returns>
     public int Disconnect(string subject, int code, string reason)

@@ -15,7 +15,7 @@ public sealed class ChannelAuthorizerTests
         new("alice", "acme", ChannelPermissions.All(patterns.Length == 0 ? RoomsOnly : patterns), DateTimeOffset.UtcNow.AddMinutes(5));
 
     private static ChannelAuthorizer Create(AuthOptions options) =>
-        new(Options.Create(options), TimeProvider.System, NullLogger<ChannelAuthorizer>.Instance);
+        new(Options.Create(options), new RevocationList(TimeProvider.System), TimeProvider.System, NullLogger<ChannelAuthorizer>.Instance);
 
     [Fact]
     public async Task By_default_the_token_decides_and_grants_nothing_it_does_not_name()

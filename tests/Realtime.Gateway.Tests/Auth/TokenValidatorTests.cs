@@ -22,7 +22,7 @@ public sealed class TokenValidatorTests
     internal static TokenValidator Create(AuthOptions options)
     {
         var wrapped = Options.Create(options);
-        return new TokenValidator(wrapped, new SigningKeys(wrapped, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<SigningKeys>.Instance));
+        return new TokenValidator(wrapped, new SigningKeys(wrapped, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<SigningKeys>.Instance), new RevocationList(TimeProvider.System));
     }
 
     private static string Mint(string subject = "alice", string[]? channels = null, TimeSpan? lifetime = null, string? issuer = Issuer, string? audience = Audience, string key = Key, DateTime? notBefore = null) =>
