@@ -82,7 +82,12 @@ public sealed class PipelineNames
         string.Concat(_channelPrefix, channel, "}:idem:", subject, ":", key);
 
     /// <summary>String key with a TTL; present while the node is alive. The fanout skips nodes without it.</summary>
-    public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":alive");
+    public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, NodeAliveSuffix);
+
+    /// <summary><see cref="NodeAliveKey"/> is this prefix, the node id, then <see cref="NodeAliveSuffix"/> (for scripts that check many nodes).</summary>
+    public string NodeKeyPrefix => _nodePrefix;
+
+    public const string NodeAliveSuffix = ":alive";
 
     /// <summary>Set of channels a node has registered routes for, so it can clear or re-register them.</summary>
     public string NodeRoutesKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":routes");
@@ -93,6 +98,16 @@ public sealed class PipelineNames
 
     /// <summary>String: when the subject lost access to the channel. The channel comes first: channel names cannot hold <c>|</c>, so the key is unambiguous.</summary>
     public string RevokedChannelKey(string subject, string channel) => string.Concat(Namespace, ":revoked:ch:", channel, "|", subject);
+
+    /// <summary>Hash: node id → how many connections the user holds on that node (the per-user cap across nodes).</summary>
+    public string UserConnectionsKey(string subject) => string.Concat(Namespace, ":user:{", subject, "}:conns");
+
+    /// <summary>Counter of the user's publishes in one second (the per-user publish rate across connections).</summary>
+    public string UserPublishesKey(string subject, long unixSecond) =>
+        string.Concat(Namespace, ":user:{", subject, "}:pub:", unixSecond.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>Set: the users with connections counted on this node, so a restarted node can clear its counts.</summary>
+    public string NodeUsersKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":users");
 
     /// <summary>Pattern of every revocation key of this namespace (read once at a node's start).</summary>
     public string RevokedKeyPattern => Namespace + ":revoked:*";

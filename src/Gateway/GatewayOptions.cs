@@ -39,6 +39,14 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 1_000_000)]
     public int NewConnectionsPerSecond { get; set; } = 500;
 
+    /// <summary>Most concurrent connections (WebSocket and SSE) of one user across every node, counted in Redis; more get 429 <c>too_many_connections</c>.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnectionsPerUser { get; set; } = 50;
+
+    /// <summary>Publishes per second of one user over all its connections and HTTP publishes, across every node; more get <c>rate_limited</c>.</summary>
+    [Range(1, 1_000_000)]
+    public int UserPublishesPerSecond { get; set; } = 20;
+
     /// <summary>Most channels one connection may be subscribed to at once.</summary>
     [Range(1, 100_000)]
     public int MaxChannelsPerConnection { get; set; } = 200;

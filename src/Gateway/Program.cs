@@ -35,7 +35,7 @@ builder.Services.AddSingleton<TokenValidator>();
 builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<SessionRegistry>();
-builder.Services.AddSingleton<HttpPublishLimiter>();
+builder.Services.AddSingleton<UserLimits>();
 builder.Services.AddSingleton<SigningKeys>();
 builder.Services.AddSingleton<RevocationList>();
 builder.Services.AddHostedService<JwksRefresher>();
@@ -46,6 +46,7 @@ builder.Services.AddSingleton(sp => new ConnectionServices(
     sp.GetRequiredService<TokenValidator>(),
     sp.GetRequiredService<ChannelAuthorizer>(),
     sp.GetRequiredService<IOptions<AuthOptions>>().Value,
+    sp.GetRequiredService<UserLimits>(),
     sp.GetRequiredService<ChannelHistory>(),
     sp.GetRequiredService<EventPublisher>(),
     sp.GetRequiredService<DrainCoordinator>(),

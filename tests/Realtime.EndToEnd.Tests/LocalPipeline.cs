@@ -147,6 +147,8 @@ public sealed class LocalPipeline : IAsyncDisposable
         extra["Gateway__PublishesPerSecond"] = "1000000";
         extra["Gateway__SubscribesPerSecond"] = "1000000";
         extra["Gateway__NewConnectionsPerSecond"] = "1000000";
+        extra["Gateway__MaxConnectionsPerUser"] = "1000000";
+        extra["Gateway__UserPublishesPerSecond"] = "1000000";
         foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
         {
             extra[key] = value;

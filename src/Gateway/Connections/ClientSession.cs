@@ -1,4 +1,5 @@
 using Realtime.Contracts.V1;
+using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Publishing;
@@ -672,6 +673,7 @@ internal sealed record ConnectionServices(
     TokenValidator Tokens,
     ChannelAuthorizer Authorizer,
     AuthOptions Auth,
+    UserLimits UserLimits,
     ChannelHistory History,
     EventPublisher Publisher,
     DrainCoordinator Drain,

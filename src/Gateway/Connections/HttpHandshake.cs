@@ -44,6 +44,18 @@ internal static partial class HttpHandshake
         return null;
     }
 
+    /// <summary>Counts one more connection of the user across nodes, or answers 429 and returns null.</summary>
+    public static async Task<UserLimits.UserConnectionLease?> CountUserConnectionAsync(HttpContext context, UserLimits limits, ClientIdentity identity)
+    {
+        var lease = await limits.TryAcquireConnectionAsync(identity);
+        if (lease is null)
+        {
+            await RefuseAsync(context, StatusCodes.Status429TooManyRequests, ErrorCodes.TooManyConnections, "This user holds as many connections as it may; close one first.", TimeSpan.FromSeconds(5));
+        }
+
+        return lease;
+    }
+
     /// <summary>Checks one channel name and the identity's right to <paramref name="action"/> on it; on failure answers 400 or 403.</summary>
     public static async Task<bool> AuthorizeAsync(HttpContext context, ChannelAuthorizer authorizer, ClientIdentity identity, ChannelAction action, string channel)
     {

@@ -40,6 +40,12 @@ internal static partial class SseEndpoint
             return;
         }
 
+        await using var userSlot = await HttpHandshake.CountUserConnectionAsync(context, services.UserLimits, identity);
+        if (userSlot is null)
+        {
+            return;
+        }
+
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
         if (lastEventId.Length == 0)
         {

@@ -202,6 +202,12 @@ internal sealed partial class WebSocketConnection : ClientSession
             return;
         }
 
+        if (!await Services.UserLimits.TryPublishAsync(Identity))
+        {
+            Send(Frames.Error(frame.Id, ErrorCodes.RateLimited, "This user publishes faster than it may over all its connections; nothing was done.", TimeSpan.FromSeconds(1)));
+            return;
+        }
+
         var envelope = Services.Events.Create(
             Identity,
             PublishOrigin.Websocket,

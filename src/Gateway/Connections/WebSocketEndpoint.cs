@@ -47,6 +47,12 @@ internal static partial class WebSocketEndpoint
             return;
         }
 
+        await using var userSlot = await HttpHandshake.CountUserConnectionAsync(context, services.UserLimits, identity);
+        if (userSlot is null)
+        {
+            return;
+        }
+
         // The client's order of preference wins; no known subprotocol means JSON (and none is echoed).
         var subprotocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is JsonSubprotocol or ProtobufSubprotocol);
         var format = subprotocol == ProtobufSubprotocol ? FrameFormat.Protobuf : FrameFormat.Json;

@@ -33,6 +33,9 @@ public static class ErrorCodes
     /// <summary>A <c>refresh</c> whose token is invalid or names another subject; the current token stays in force.</summary>
     public const string RefreshRefused = "refresh_refused";
 
+    /// <summary>(HTTP 429) the user holds <c>Gateway:MaxConnectionsPerUser</c> connections across all nodes.</summary>
+    public const string TooManyConnections = "too_many_connections";
+
     /// <summary>An SSE <c>Last-Event-ID</c> or long-poll cursor that this service did not issue.</summary>
     public const string BadCursor = "bad_cursor";
 }

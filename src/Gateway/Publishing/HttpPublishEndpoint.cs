@@ -30,7 +30,7 @@ internal static partial class HttpPublishEndpoint
         TokenValidator tokens,
         EventPublisher publisher,
         EventFactory events,
-        HttpPublishLimiter limiter,
+        UserLimits limits,
         ChannelAuthorizer authorizer,
         IOptions<GatewayOptions> options,
         ILoggerFactory loggers)
@@ -43,9 +43,9 @@ internal static partial class HttpPublishEndpoint
             return;
         }
 
-        if (!limiter.TryTake(identity.Subject, out var retryAfter))
+        if (!await limits.TryPublishAsync(identity))
         {
-            await HttpHandshake.RefuseAsync(context, StatusCodes.Status429TooManyRequests, ErrorCodes.RateLimited, "Too many publishes; nothing was published.", retryAfter);
+            await HttpHandshake.RefuseAsync(context, StatusCodes.Status429TooManyRequests, ErrorCodes.RateLimited, "This user publishes faster than it may; nothing was published.", TimeSpan.FromSeconds(1));
             return;
         }
 
@@ -126,24 +126,4 @@ internal static partial class HttpPublishEndpoint
 
     [LoggerMessage(EventId = 7100, Level = LogLevel.Warning, Message = "HTTP publish failed: {Reason}")]
     private static partial void LogPublishFailed(ILogger logger, string reason);
-}
-
-/// <summary>
-/// The publish rate of HTTP publishers, per subject on this node: a fixed table of token
-/// buckets indexed by the subject's hash, so memory stays bounded whatever the number of
-/// subjects (two subjects sharing a slot share its rate).
-/// </summary>
-internal sealed class HttpPublishLimiter
-{
-    private const int Slots = 4096;
-    private readonly ConcurrentTokenBucket[] _buckets;
-
-    public HttpPublishLimiter(IOptions<GatewayOptions> options, TimeProvider time)
-    {
-        var rate = options.Value.PublishesPerSecond;
-        _buckets = [.. Enumerable.Range(0, Slots).Select(_ => new ConcurrentTokenBucket(rate, rate, time))];
-    }
-
-    public bool TryTake(string subject, out TimeSpan retryAfter) =>
-        _buckets[(int)((uint)StringComparer.Ordinal.GetHashCode(subject) % Slots)].TryTake(out retryAfter);
 }

@@ -17,6 +17,7 @@ internal sealed partial class NodeLivenessService(
     IConnectionMultiplexer redis,
     IOptions<GatewayOptions> options,
     NodeIdentity node,
+    Admission.UserLimits userLimits,
     TimeProvider time,
     ILogger<NodeLivenessService> logger) : BackgroundService
 {
@@ -33,6 +34,7 @@ internal sealed partial class NodeLivenessService(
             try
             {
                 var removed = await routes.RemoveAllAsync();
+                await userLimits.ClearNodeAsync();
                 await routes.HeartbeatAsync(_options.LivenessTtl, time.GetUtcNow().ToUnixTimeMilliseconds());
                 LogStarted(node.Id, removed);
                 break;
