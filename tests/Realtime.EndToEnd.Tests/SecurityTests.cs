@@ -167,9 +167,9 @@ public sealed class SecurityTests(SecurityTests.Pipeline shared, ITestOutputHelp
     [Fact]
     public async Task A_refresh_with_narrower_grants_ends_the_subscriptions_it_no_longer_covers()
     {
-        await using var client = await Stack.ConnectAsync(0, "nina", "room:*", "org:*");
+        await using var client = await Stack.ConnectAsync(0, "nina", "room:*", "team:*");
         var room = $"room:{Guid.NewGuid():N}";
-        var org = $"org:{Guid.NewGuid():N}";
+        var org = $"team:{Guid.NewGuid():N}";
         await client.SubscribeAsync(room);
         await client.SubscribeAsync(org);
         Assert.Equal("ok", (string?)(await client.RequestAsync(new JsonObject { ["type"] = "refresh", ["id"] = "r", ["token"] = Stack.Token("nina", "room:*") }))["type"]);
@@ -177,6 +177,20 @@ public sealed class SecurityTests(SecurityTests.Pipeline shared, ITestOutputHelp
         Assert.Equal(org, (string?)revoked["channel"]);
         Assert.Equal("not_subscribed", (string?)(await client.UnsubscribeAsync(org))["code"]);
         Assert.Equal("ok", (string?)(await client.UnsubscribeAsync(room))["type"]);
+    }
+
+    [Fact]
+    public async Task Channels_of_a_callback_namespace_are_decided_by_the_applications_backend_and_fail_closed()
+    {
+        await using var client = await Stack.ConnectAsync(0, "carol", "room:*");
+        // The token grants no org: channel; the backend does (org:acme) or does not (org:other).
+        Assert.Equal("ok", (string?)(await client.SubscribeAsync("org:acme"))["type"]);
+        Assert.Equal("not_authorized", (string?)(await client.SubscribeAsync("org:other"))["code"]);
+        Assert.Contains(shared.CallbackQuestions, q => (string?)q["subject"] == "carol" && (string?)q["channel"] == "org:acme" && (string?)q["action"] == "subscribe");
+
+        // The backend stops answering: nothing new is allowed (answers already cached stay valid for their TTL).
+        shared.StopCallback();
+        Assert.Equal("not_authorized", (string?)(await client.PublishAsync("org:acme2", 1))["code"]);
     }
 
     [Fact]
@@ -275,11 +289,25 @@ public sealed class SecurityTests(SecurityTests.Pipeline shared, ITestOutputHelp
         });
     }
 
-    /// <summary>One gateway: an RS256 key by kid besides the HS256 one, an allowed browser origin, expiry warnings 4 s ahead.</summary>
+    /// <summary>
+    /// One gateway: an RS256 key by kid besides the HS256 one, an allowed browser origin, expiry
+    /// warnings 4 s ahead, and the <c>org</c> namespace decided by an authorisation callback served here.
+    /// </summary>
     public sealed class Pipeline : IAsyncLifetime
     {
         private readonly TestInfrastructure _infrastructure;
+        private readonly HttpListener _callback = new();
+        private readonly CancellationTokenSource _stopCallback = new();
         private LocalPipeline? _stack;
+        private Task? _serving;
+
+        public System.Collections.Concurrent.ConcurrentQueue<JsonObject> CallbackQuestions { get; } = new();
+
+        public void StopCallback()
+        {
+            _stopCallback.Cancel();
+            _callback.Stop();
+        }
 
         public Pipeline(TestInfrastructure infrastructure)
         {
@@ -293,15 +321,25 @@ public sealed class SecurityTests(SecurityTests.Pipeline shared, ITestOutputHelp
 
         public LocalPipeline Stack => _stack ?? throw new InvalidOperationException("Pipeline not started.");
 
-        public async ValueTask InitializeAsync() =>
+        public async ValueTask InitializeAsync()
+        {
+            var port = FreePort.Next();
+            _callback.Prefixes.Add($"http://127.0.0.1:{port}/");
+            _callback.Start();
+            _serving = Task.Run(ServeCallbackAsync);
             _stack = await LocalPipeline.StartAsync(_infrastructure, "security", gateways: 1, settings: new Dictionary<string, string?>
             {
+                ["Auth__Namespaces__org__Subscribe"] = "Callback",
+                ["Auth__Namespaces__org__Publish"] = "Callback",
+                ["Auth__Callback__Url"] = $"http://127.0.0.1:{port}/authorize",
+                ["Auth__Callback__Timeout"] = "00:00:01",
                 ["Auth__Keys__0__Id"] = "rs1",
                 ["Auth__Keys__0__Algorithm"] = "RS256",
                 ["Auth__Keys__0__PublicKeyPem"] = RsaPublicPem,
                 ["Auth__ExpiryWarning"] = "00:00:04",
                 ["Gateway__AllowedOrigins__0"] = AllowedOrigin,
             });
+        }
 
         public async ValueTask DisposeAsync()
         {
@@ -310,7 +348,31 @@ public sealed class SecurityTests(SecurityTests.Pipeline shared, ITestOutputHelp
                 await _stack.DisposeAsync();
             }
 
+            if (!_stopCallback.IsCancellationRequested)
+            {
+                StopCallback();
+            }
+
+            await (_serving ?? Task.CompletedTask).ContinueWith(_ => { }, TaskScheduler.Default);
+            _callback.Close();
+            _stopCallback.Dispose();
             GC.SuppressFinalize(this);
+        }
+
+        /// <summary>The application's backend: allows org:acme to everyone, nothing else.</summary>
+        private async Task ServeCallbackAsync()
+        {
+            while (!_stopCallback.IsCancellationRequested)
+            {
+                var context = await _callback.GetContextAsync().WaitAsync(_stopCallback.Token);
+                using var reader = new StreamReader(context.Request.InputStream);
+                var question = JsonNode.Parse(await reader.ReadToEndAsync(_stopCallback.Token))!.AsObject();
+                CallbackQuestions.Enqueue(question);
+                var allow = (string?)question["channel"] == "org:acme" ? "true" : "false";
+                context.Response.ContentType = "application/json";
+                await context.Response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes("{\"allow\":" + allow + "}"), _stopCallback.Token);
+                context.Response.Close();
+            }
         }
     }
 }
