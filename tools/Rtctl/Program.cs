@@ -14,9 +14,15 @@ public static class Program
     private const string Usage = """
         rtctl: operator's tool for Realtime Pipeline
 
-          rtctl token --user <subject> --channels <pattern>[,<pattern>...] [--ttl <duration>]
+          rtctl token --user <subject> --channels <pattern>[,<pattern>...] [--ttl <duration>] [--roles <role>[,...]]
                       [--key-file <path> | env RT_SIGNING_KEY] [--issuer realtime-dev] [--audience realtime]
               Prints an HS256 token the local stack accepts. Duration: 90s, 15m, 2h, 1d (default 1h).
+              Use --ttl 5m or less for tokens passed in URLs (access_token).
+
+          rtctl revoke-sessions <subject> [--reason <text>] [--grpc http://127.0.0.1:9080]
+          rtctl revoke-channel <subject> <channel> [--grpc http://127.0.0.1:9080]
+                      [--token <jwt> | --key-file <path> | env RT_SIGNING_KEY]
+              Revokes a user's sessions (or its access to one channel) on every gateway.
 
           rtctl publish <channel> <json> [--event <type>] [--grpc http://127.0.0.1:9080]
                       [--token <jwt> | --key-file <path> | env RT_SIGNING_KEY]
@@ -40,6 +46,8 @@ public static class Program
             {
                 "token" => Token(options),
                 "publish" => await PublishAsync(options),
+                "revoke-sessions" => await RevokeAsync(options, channel: false),
+                "revoke-channel" => await RevokeAsync(options, channel: true),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
             };
         }
@@ -55,8 +63,35 @@ public static class Program
         var user = options.Required("user");
         var channels = options.Required("channels").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var ttl = ParseDuration(options.Optional("ttl") ?? "1h");
-        Console.WriteLine(MintToken(options, user, channels, ttl));
+        var roles = (options.Optional("roles") ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Console.WriteLine(MintToken(options, user, channels, ttl, roles));
         return 0;
+    }
+
+    private static async Task<int> RevokeAsync(Arguments options, bool channel)
+    {
+        if (options.Positional.Count != (channel ? 2 : 1))
+        {
+            throw new ArgumentException(channel ? "revoke-channel takes <subject> <channel>." : "revoke-sessions takes <subject>.");
+        }
+
+        var token = options.Optional("token") ?? MintToken(options, "rtctl", [], TimeSpan.FromMinutes(5), ["realtime.admin"]);
+        using var grpc = GrpcChannel.ForAddress(options.Optional("grpc") ?? "http://127.0.0.1:9080");
+        var client = new Sessions.SessionsClient(grpc);
+        var auth = new Metadata { { "authorization", $"Bearer {token}" } };
+        try
+        {
+            var response = channel
+                ? await client.RevokeChannelAccessAsync(new RevokeChannelAccessRequest { Subject = options.Positional[0], Channel = options.Positional[1] }, auth, deadline: DateTime.UtcNow.AddSeconds(30))
+                : await client.RevokeSessionsAsync(new RevokeSessionsRequest { Subject = options.Positional[0], Reason = options.Optional("reason") ?? string.Empty }, auth, deadline: DateTime.UtcNow.AddSeconds(30));
+            Console.WriteLine($"revokedAt={DateTimeOffset.FromUnixTimeMilliseconds(response.RevokedAtUnixMs):O}");
+            return 0;
+        }
+        catch (RpcException e)
+        {
+            await Console.Error.WriteLineAsync($"rtctl: revoke failed: {e.StatusCode}: {e.Status.Detail}");
+            return 1;
+        }
     }
 
     private static async Task<int> PublishAsync(Arguments options)
@@ -93,7 +128,7 @@ public static class Program
         }
     }
 
-    private static string MintToken(Arguments options, string subject, IEnumerable<string> channels, TimeSpan ttl)
+    private static string MintToken(Arguments options, string subject, IEnumerable<string> channels, TimeSpan ttl, IEnumerable<string>? roles = null)
     {
         var keyFile = options.Optional("key-file");
         var key = keyFile is not null ? File.ReadAllText(keyFile, Encoding.UTF8).Trim() : Environment.GetEnvironmentVariable("RT_SIGNING_KEY");
@@ -102,7 +137,7 @@ public static class Program
             throw new ArgumentException("No signing key: pass --key-file or set RT_SIGNING_KEY.");
         }
 
-        return DevTokens.Mint(key, subject, channels, ttl, options.Optional("issuer") ?? "realtime-dev", options.Optional("audience") ?? "realtime");
+        return DevTokens.Mint(key, subject, channels, ttl, options.Optional("issuer") ?? "realtime-dev", options.Optional("audience") ?? "realtime", roles: roles);
     }
 
     internal static TimeSpan ParseDuration(string text)
