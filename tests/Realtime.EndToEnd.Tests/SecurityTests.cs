@@ -165,6 +165,29 @@ public sealed class SecurityTests(SecurityTests.Pipeline shared, ITestOutputHelp
     }
 
     [Fact]
+    public async Task An_sse_stream_ends_when_its_token_expires_and_a_held_poll_is_not_held_past_it()
+    {
+        var started = DateTime.UtcNow;
+        await using var stream = await SseClient.OpenAsync(Stack.Gateways[0].Http, "channels=room:expiring", Stack.TokenWith("sue", ["room:*"], TimeSpan.FromSeconds(4)));
+        await stream.NextFrameAsync("ok");
+        while (await stream.NextAsync(TimeSpan.FromSeconds(15)) is not null)
+        {
+            // Heartbeats, if any, until the server ends the stream.
+        }
+
+        Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15));
+
+        // A poll is answered (204) at its token's expiry, well before the 25 s hold.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", Stack.TokenWith("sue", ["room:*"], TimeSpan.FromSeconds(4)));
+        var start = JsonNode.Parse(await http.GetStringAsync(new Uri(Stack.Gateways[0].Http, "/v1/poll?channels=room:expiring")))!;
+        var polled = DateTime.UtcNow;
+        using var held = await http.GetAsync(new Uri(Stack.Gateways[0].Http, $"/v1/poll?cursor={(string?)start["cursor"]}"));
+        Assert.Equal(HttpStatusCode.NoContent, held.StatusCode);
+        Assert.True(DateTime.UtcNow - polled < TimeSpan.FromSeconds(10), "held past the token's expiry");
+    }
+
+    [Fact]
     public async Task A_refresh_with_narrower_grants_ends_the_subscriptions_it_no_longer_covers()
     {
         await using var client = await Stack.ConnectAsync(0, "nina", "room:*", "team:*");
