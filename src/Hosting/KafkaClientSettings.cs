@@ -77,6 +77,27 @@ public static class KafkaClientSettings
         return config;
     }
 
+    /// <summary>
+    /// A consumer that only reads positions: it uses a group's id to read that group's committed
+    /// offsets but never joins the group (it only assigns) and never commits.
+    /// </summary>
+    public static ConsumerConfig PositionReader(KafkaOptions options, string groupId, string clientId)
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = options.BootstrapServers,
+            GroupId = groupId,
+            ClientId = clientId,
+            EnableAutoCommit = false,
+            EnableAutoOffsetStore = false,
+            AllowAutoCreateTopics = false,
+            EnablePartitionEof = true,
+            FetchWaitMaxMs = 100,
+        };
+        Apply(config, options);
+        return config;
+    }
+
     private static void Apply(ClientConfig config, KafkaOptions options)
     {
         foreach (var (key, value) in options.Properties)
