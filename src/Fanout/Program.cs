@@ -1,8 +1,11 @@
 using Microsoft.Extensions.Options;
 using Realtime.Fanout;
 using Realtime.Fanout.Ingress;
+using Realtime.Contracts;
 using Realtime.Fanout.Routing;
+using Realtime.Fanout.Telemetry;
 using Realtime.Hosting;
+using Realtime.Hosting.Telemetry;
 using StackExchange.Redis;
 
 var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
@@ -19,11 +22,19 @@ builder.Services.AddOptions<FanoutOptions>()
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<FanoutStatus>();
 builder.Services.AddSingleton<ChannelSequencer>();
+builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-fanout", PipelineTelemetry.FanoutMeter);
+builder.Services.AddSingleton<FanoutMetrics>();
+builder.Services.AddHostedService(sp =>
+{
+    var names = sp.GetRequiredService<PipelineNames>();
+    return ActivatorUtilities.CreateInstance<ConsumerLagReporter>(sp, names.FanoutGroupId, names.IngressTopic);
+});
 builder.Services.AddHostedService<FanoutWorker>();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
 builder.WebHost.UseUrls(builder.Configuration[$"{FanoutOptions.Section}:{nameof(FanoutOptions.HttpEndpoint)}"] ?? new FanoutOptions().HttpEndpoint);
 
 var app = builder.Build();
+app.MapPrometheusScrapingEndpoint();
 app.MapGet("/healthz", () => Results.Text("ok"));
 app.MapGet("/readyz", async (FanoutStatus status, IConnectionMultiplexer redis) =>
 {

@@ -1,10 +1,13 @@
+using System.Diagnostics;
 using System.Text;
 using Confluent.Kafka;
 using Microsoft.Extensions.Options;
 using Realtime.Contracts;
 using Realtime.Fanout.Delivery;
 using Realtime.Fanout.Routing;
+using Realtime.Fanout.Telemetry;
 using Realtime.Hosting;
+using Realtime.Hosting.Telemetry;
 using StackExchange.Redis;
 
 namespace Realtime.Fanout.Ingress;
@@ -29,6 +32,8 @@ internal sealed partial class FanoutWorker(
     ChannelSequencer sequencer,
     TopicProvisioner provisioner,
     FanoutStatus status,
+    FanoutMetrics metrics,
+    DeliveryLatency latency,
     TimeProvider time,
     ILogger<FanoutWorker> logger) : BackgroundService
 {
@@ -91,12 +96,14 @@ internal sealed partial class FanoutWorker(
             .WithLogging(logger)
             .SetPartitionsAssignedHandler((consumer, partitions) =>
             {
+                metrics.Rebalanced();
                 status.SetAssigned(consumer.Assignment.Count + partitions.Count);
                 var assigned = FormatPartitions(partitions);
                 LogAssigned(assigned, status.AssignedPartitions);
             })
             .SetPartitionsRevokedHandler((consumer, partitions) =>
             {
+                metrics.Rebalanced();
                 // Hand partitions over with as little re-delivery as possible: finish what is
                 // in flight, commit what it stored, then let the new owner start from there.
                 producer.Flush(FlushTimeout);
@@ -144,9 +151,11 @@ internal sealed partial class FanoutWorker(
             channels.Clear();
             byChannel.Clear();
             records.Clear();
+            metrics.Batch(batch.Count);
             for (var i = 0; i < batch.Count; i++)
             {
                 var record = batch[i];
+                latency.RecordSince(DeliveryHop.IngressToFanout, record.Message.Timestamp.UnixTimestampMs);
                 records.Add((record.Offset.Value, record.Message.Value ?? [], IsTransient(record.Message.Headers)));
                 var key = (Encoding.UTF8.GetString(record.Message.Key ?? []), record.Partition.Value);
                 if (!byChannel.TryGetValue(key, out var work))
@@ -163,6 +172,8 @@ internal sealed partial class FanoutWorker(
             {
                 return;
             }
+
+            metrics.Lookups(channels.Count, sequencer.LastBatchCacheHits);
 
             // Dispatch in ingress order, so per-partition progress sees offsets ascending.
             var routedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -257,6 +268,7 @@ internal sealed partial class FanoutWorker(
         var seq = work.Seqs[position];
         // Seq -1: sequenced so long ago that it left the index; it was delivered then.
         var targets = seq < 0 ? [] : work.Targets;
+        metrics.Targets(targets.Length);
         var safe = _progress.Add(partition, offset, targets.Length);
         if (safe >= 0)
         {
@@ -268,14 +280,30 @@ internal sealed partial class FanoutWorker(
             return;
         }
 
+        // A sampled trace continues here and on to the node; otherwise the publisher's context is
+        // carried over as it came.
+        using var activity = PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Extract(record.Message.Headers));
+        var headers = record.Message.Headers;
+        if (activity is not null)
+        {
+            activity.SetTag("realtime.targets", targets.Length);
+            headers = [.. headers ?? []];
+            KafkaTraceContext.Inject(activity, headers);
+        }
+
         var message = new Message<byte[], byte[]>
         {
             Key = record.Message.Key,
             Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch),
-            Headers = record.Message.Headers,
+            Headers = headers,
         };
         var generation = _progress.Generation;
-        void OnDelivered(DeliveryReport<byte[], byte[]> report) => Acknowledge(report, generation, partition, offset);
+        var started = Stopwatch.GetTimestamp();
+        void OnDelivered(DeliveryReport<byte[], byte[]> report)
+        {
+            metrics.Produced(Stopwatch.GetElapsedTime(started));
+            Acknowledge(report, generation, partition, offset);
+        }
 
         foreach (var node in targets)
         {

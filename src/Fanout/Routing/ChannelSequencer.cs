@@ -103,6 +103,9 @@ internal sealed class ChannelSequencer(
     private readonly Dictionary<string, (bool Alive, long CheckedAt)> _liveness = new(StringComparer.Ordinal);
     private readonly List<string> _unknownNodes = [];
 
+    /// <summary>How many node liveness answers of the last batch came from the cache.</summary>
+    public int LastBatchCacheHits { get; private set; }
+
     /// <summary>
     /// Sequences and routes every channel of a batch. <paramref name="records"/> holds the
     /// ingress records by batch index. Throws <see cref="RedisException"/> when Redis cannot answer.
@@ -150,6 +153,7 @@ internal sealed class ChannelSequencer(
 
         var now = time.GetTimestamp();
         _unknownNodes.Clear();
+        LastBatchCacheHits = 0;
         var routeSets = new RedisResult[channels.Count][];
         for (var c = 0; c < channels.Count; c++)
         {
@@ -168,7 +172,11 @@ internal sealed class ChannelSequencer(
             foreach (var member in routeSets[c])
             {
                 var node = (string)member!;
-                if (!IsFresh(node, now) && !_unknownNodes.Contains(node))
+                if (IsFresh(node, now))
+                {
+                    LastBatchCacheHits++;
+                }
+                else if (!_unknownNodes.Contains(node))
                 {
                     _unknownNodes.Add(node);
                 }
