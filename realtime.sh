@@ -45,6 +45,11 @@ ensure_redis() {
   command -v redis-server >/dev/null 2>&1 || die "redis-server is still missing after installing it"
 }
 
+ensure_prometheus_parser() { # the metrics tests parse /metrics with the Prometheus project's own Python parser
+  /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || apt_install python3 python3-prometheus-client
+  /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || die "python3-prometheus-client is still missing after installing it"
+}
+
 ensure_browser() { # the real-browser tests: Debian's chromium, node, and tests/Browser's npm packages
   [ -x /usr/bin/chromium ] || apt_install chromium
   [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after installing chromium"
@@ -155,6 +160,8 @@ cmd_up() {
   fi
 
   export Kafka__BootstrapServers="$kafka" Redis__Configuration="$redis"
+  # rtctl (./realtime.sh rtctl lag, nodes, routes...) reads where this stack runs from here.
+  printf 'export Kafka__BootstrapServers=%q Redis__Configuration=%q\n' "$kafka" "$redis" >"$RUN_DIR/stack.env"
   # The embedded broker serves no CreateTopics; a real cluster gets its topics created.
   if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then export Kafka__ProvisionTopics=false; fi
 
@@ -207,6 +214,7 @@ cmd_test() {
   ensure_dotnet
   ensure_redis
   ensure_browser
+  ensure_prometheus_parser
   say "building (configuration $CONFIGURATION)..."
   dotnet build "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build failed"
   mkdir -p "$ROOT/TestResults"
@@ -236,7 +244,10 @@ case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   test) shift; cmd_test "$@" ;;
   token) shift; cmd_token "$@" ;;
-  rtctl) shift; ensure_dotnet; run_rtctl "$@" ;;
+  rtctl) shift; ensure_dotnet
+    # Point rtctl at the stack `up` started, unless the environment already says where to look.
+    if [ -z "${Kafka__BootstrapServers:-}" ] && [ -f "$RUN_DIR/stack.env" ]; then . "$RUN_DIR/stack.env"; fi
+    run_rtctl "$@" ;;
   *)
     sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     [ -n "${1:-}" ] && exit 2 || exit 0

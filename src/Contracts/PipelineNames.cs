@@ -106,6 +106,9 @@ public sealed class PipelineNames
     public string UserPublishesKey(string subject, long unixSecond) =>
         string.Concat(Namespace, ":user:{", subject, "}:pub:", unixSecond.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    /// <summary>Hash: what a node reports with each heartbeat (<c>connections</c>), for operators' listings.</summary>
+    public string NodeStatsKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":stats");
+
     /// <summary>Set: the users with connections counted on this node, so a restarted node can clear its counts.</summary>
     public string NodeUsersKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":users");
 

@@ -29,12 +29,27 @@ builder.Services.AddHostedService(sp =>
     var names = sp.GetRequiredService<PipelineNames>();
     return ActivatorUtilities.CreateInstance<ConsumerLagReporter>(sp, names.FanoutGroupId, names.IngressTopic);
 });
-builder.Services.AddHostedService<FanoutWorker>();
+builder.Services.AddSingleton<FanoutWorker>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<FanoutWorker>());
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
 builder.WebHost.UseUrls(builder.Configuration[$"{FanoutOptions.Section}:{nameof(FanoutOptions.HttpEndpoint)}"] ?? new FanoutOptions().HttpEndpoint);
 
 var app = builder.Build();
 app.MapPrometheusScrapingEndpoint();
+// Pause and resume routing, from the node itself only (an operator's kubectl exec or sidecar).
+foreach (var (action, pause) in new[] { ("pause", true), ("resume", false) })
+{
+    app.MapPost($"/admin/{action}", (HttpContext context, Realtime.Fanout.Ingress.FanoutWorker worker) =>
+    {
+        if (context.Connection.RemoteIpAddress is not { } remote || !System.Net.IPAddress.IsLoopback(remote))
+        {
+            return Results.StatusCode(StatusCodes.Status403Forbidden);
+        }
+
+        worker.Paused = pause;
+        return Results.Accepted();
+    });
+}
 app.MapGet("/healthz", () => Results.Text("ok"));
 app.MapGet("/readyz", async (FanoutStatus status, IConnectionMultiplexer redis) =>
 {

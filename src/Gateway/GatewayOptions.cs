@@ -145,12 +145,27 @@ public sealed class GatewayOptions : IValidatableObject
     /// </summary>
     public TimeSpan SseReconnectDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a client may take to send the headers of a request (Kestrel's
+    /// <c>Limits.RequestHeadersTimeout</c>), on the HTTP and gRPC ports. A client that drips its
+    /// handshake byte by byte (slowloris) is dropped once it runs out, so it cannot hold a socket
+    /// open indefinitely. (On HTTP/2 it bounds header blocks; before a connection's first request
+    /// Kestrel's keep-alive timeout applies.)
+    /// </summary>
+    public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a long-poll request is held when nothing is new; it then ends with 204.</summary>
     public TimeSpan LongPollTimeout { get; set; } = TimeSpan.FromSeconds(25);
 
     /// <summary>Most events in one long-poll response; a client further behind gets the rest on its next poll.</summary>
     [Range(1, 100_000)]
     public int LongPollMaxEvents { get; set; } = 1_000;
+
+    /// <summary>
+    /// The certificate served when <see cref="HttpEndpoint"/> or <see cref="GrpcEndpoint"/> is an
+    /// <c>https://</c> URL (TLS 1.2+; <c>wss://</c> and gRPC over TLS). Section <c>Gateway:Tls</c>.
+    /// </summary>
+    public GatewayTlsOptions Tls { get; set; } = new();
 
     public string ResolveNodeId() =>
         !string.IsNullOrWhiteSpace(NodeId) ? NodeId : Environment.GetEnvironmentVariable("POD_NAME") ?? string.Empty;
@@ -171,7 +186,7 @@ public sealed class GatewayOptions : IValidatableObject
                 [nameof(HeartbeatInterval), nameof(LivenessTtl)]);
         }
 
-        foreach (var (name, value) in new[] { (nameof(SseHeartbeatInterval), SseHeartbeatInterval), (nameof(SseReconnectDelay), SseReconnectDelay), (nameof(LongPollTimeout), LongPollTimeout) })
+        foreach (var (name, value) in new[] { (nameof(SseHeartbeatInterval), SseHeartbeatInterval), (nameof(SseReconnectDelay), SseReconnectDelay), (nameof(LongPollTimeout), LongPollTimeout), (nameof(RequestHeadersTimeout), RequestHeadersTimeout) })
         {
             if (value <= TimeSpan.Zero)
             {
@@ -179,11 +194,24 @@ public sealed class GatewayOptions : IValidatableObject
             }
         }
 
+        string? httpsEndpoint = null;
         foreach (var (name, value) in new[] { (nameof(HttpEndpoint), HttpEndpoint), (nameof(GrpcEndpoint), GrpcEndpoint) })
         {
             if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             {
                 yield return new ValidationResult($"Gateway:{name} must be an absolute http(s) URL.", [name]);
+            }
+            else if (uri.Scheme == Uri.UriSchemeHttps)
+            {
+                httpsEndpoint ??= $"Gateway:{name}";
+            }
+        }
+
+        if (httpsEndpoint is not null)
+        {
+            foreach (var result in (Tls ?? new GatewayTlsOptions()).Validate(httpsEndpoint))
+            {
+                yield return result;
             }
         }
     }

@@ -1,5 +1,7 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Realtime.Gateway;
@@ -14,6 +16,8 @@ using Realtime.Gateway.Publishing;
 using Realtime.Gateway.Replay;
 using Realtime.Gateway.Routing;
 using Realtime.Hosting;
+using Realtime.Hosting.Telemetry;
+using Realtime.Gateway.Telemetry;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
@@ -36,6 +40,14 @@ builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<SessionRegistry>();
 builder.Services.AddSingleton<UserLimits>();
+builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-gateway", PipelineTelemetry.GatewayMeter);
+builder.Services.AddSingleton<GatewayMetrics>();
+builder.Services.AddHostedService(sp =>
+{
+    var names = sp.GetRequiredService<Realtime.Contracts.PipelineNames>();
+    var nodeId = sp.GetRequiredService<NodeIdentity>().Id;
+    return ActivatorUtilities.CreateInstance<ConsumerLagReporter>(sp, names.NodeGroupId(nodeId), names.NodeTopic(nodeId));
+});
 builder.Services.AddSingleton<SigningKeys>();
 builder.Services.AddSingleton<RevocationList>();
 builder.Services.AddHostedService<JwksRefresher>();
@@ -53,6 +65,8 @@ builder.Services.AddSingleton(sp => new ConnectionServices(
     sp.GetRequiredService<EventFactory>(),
     sp.GetRequiredService<NodeIdentity>(),
     sp.GetRequiredService<SessionRegistry>(),
+    sp.GetRequiredService<GatewayMetrics>(),
+    sp.GetRequiredService<DeliveryLatency>(),
     sp.GetRequiredService<IOptions<GatewayOptions>>().Value,
     sp.GetRequiredService<ILoggerFactory>().CreateLogger("Realtime.Gateway.Connections")));
 builder.Services.AddSingleton<RouteRegistry>();
@@ -83,12 +97,19 @@ builder.Services.AddOptions<HostOptions>().Configure<IOptions<GatewayOptions>>((
 var gatewayOptions = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
 var httpEndpoint = new Uri(gatewayOptions.HttpEndpoint);
 var grpcEndpoint = new Uri(gatewayOptions.GrpcEndpoint);
+// For https endpoints: the certificate is read once, when Kestrel is configured at start (options
+// validation has already reported a missing or unreadable one, naming the setting).
+var tlsCertificate = new Lazy<(X509Certificate2 Certificate, X509Certificate2Collection Chain)>(
+    () => (gatewayOptions.Tls ?? new GatewayTlsOptions()).Load());
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.AddServerHeader = false;
     kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
-    Listen(kestrel, httpEndpoint, HttpProtocols.Http1);
-    Listen(kestrel, grpcEndpoint, HttpProtocols.Http2);
+    // A client that drips its request headers (slowloris) is dropped once this runs out.
+    kestrel.Limits.RequestHeadersTimeout = gatewayOptions.RequestHeadersTimeout;
+    Listen(kestrel, httpEndpoint, HttpProtocols.Http1, tlsCertificate);
+    // Over TLS, HTTP/2 alone is offered by ALPN (h2); over plain http it is h2c with prior knowledge.
+    Listen(kestrel, grpcEndpoint, HttpProtocols.Http2, tlsCertificate);
 });
 
 if (gatewayOptions.SocketSendBufferBytes > 0)
@@ -151,6 +172,7 @@ app.MapGrpcService<ChannelsService>();
 app.MapGrpcService<SessionsService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
+app.MapPrometheusScrapingEndpoint();
 app.MapGet("/healthz", () => Results.Text("ok"));
 // Same as SIGTERM: drain, then stop. Only from the node itself (or a sidecar / kubectl exec).
 app.MapPost("/admin/drain", (HttpContext context, IHostApplicationLifetime lifetime) =>
@@ -192,14 +214,24 @@ app.Lifetime.ApplicationStarted.Register(() =>
 
 await app.RunAsync();
 
-static void Listen(KestrelServerOptions kestrel, Uri endpoint, HttpProtocols protocols)
+static void Listen(
+    KestrelServerOptions kestrel,
+    Uri endpoint,
+    HttpProtocols protocols,
+    Lazy<(X509Certificate2 Certificate, X509Certificate2Collection Chain)> tls)
 {
     void Configure(ListenOptions listen)
     {
         listen.Protocols = protocols;
         if (endpoint.Scheme == Uri.UriSchemeHttps)
         {
-            listen.UseHttps();
+            var (certificate, chain) = tls.Value;
+            listen.UseHttps(new HttpsConnectionAdapterOptions
+            {
+                ServerCertificate = certificate,
+                ServerCertificateChain = chain,
+                SslProtocols = GatewayTlsOptions.Protocols,
+            });
         }
     }
 

@@ -26,6 +26,7 @@ public sealed class LocalPipeline : IAsyncDisposable
     private readonly List<GatewayNode> _gateways = [];
     private readonly List<GrpcChannel> _channels = [];
     private IReadOnlyDictionary<string, string?>? _settings;
+    private TestCertificate? _tls;
 
     private LocalPipeline(TestInfrastructure infrastructure, string @namespace)
     {
@@ -42,6 +43,8 @@ public sealed class LocalPipeline : IAsyncDisposable
 
     public IReadOnlyList<ManagedProcess> Fanouts => _fanouts;
 
+    private readonly List<Uri> _fanoutHttp = [];
+
     public string KafkaBootstrap => _infrastructure.Kafka.BootstrapServers;
 
     public string RedisConfiguration => _infrastructure.Redis.ConnectionString;
@@ -52,9 +55,10 @@ public sealed class LocalPipeline : IAsyncDisposable
         int gateways = 2,
         int fanouts = 1,
         Func<LocalPipeline, Task>? beforeStart = null,
-        IReadOnlyDictionary<string, string?>? settings = null)
+        IReadOnlyDictionary<string, string?>? settings = null,
+        TestCertificate? tls = null)
     {
-        var stack = new LocalPipeline(infrastructure, infrastructure.NewNamespace(hint)) { _settings = settings };
+        var stack = new LocalPipeline(infrastructure, infrastructure.NewNamespace(hint)) { _settings = settings, _tls = tls };
         try
         {
             await infrastructure.Kafka.EnsureTopicAsync(stack.Names.IngressTopic, IngressPartitions);
@@ -81,7 +85,14 @@ public sealed class LocalPipeline : IAsyncDisposable
             foreach (var gateway in stack._gateways)
             {
                 await gateway.Process.WaitForLineAsync(l => l.Contains($"gateway {gateway.NodeId} ready", StringComparison.Ordinal), StartTimeout);
-                await gateway.Process.WaitForHttpOkAsync(new Uri(gateway.Http, "/readyz"), StartTimeout);
+                if (tls is null)
+                {
+                    await gateway.Process.WaitForHttpOkAsync(new Uri(gateway.Http, "/readyz"), StartTimeout);
+                }
+                else
+                {
+                    await WaitForReadyOverTlsAsync(gateway, tls);
+                }
             }
 
             foreach (var fanout in stack._fanouts)
@@ -102,23 +113,30 @@ public sealed class LocalPipeline : IAsyncDisposable
 
     public ManagedProcess StartFanout(int index)
     {
+        var http = new Uri($"http://127.0.0.1:{FreePort.Next()}");
         var process = ManagedProcess.Start(ProcessSpec.DotnetDll(
             $"{Names.Namespace}-fanout-{index}",
             RepoPaths.ProjectOutput("src/Fanout", "Realtime.Fanout.dll"),
             CommonEnvironment(new Dictionary<string, string?>
             {
                 ["Fanout__InstanceId"] = $"fanout-{index}",
-                ["Fanout__HttpEndpoint"] = $"http://127.0.0.1:{FreePort.Next()}",
+                ["Fanout__HttpEndpoint"] = http.ToString(),
             })));
         _fanouts.Add(process);
+        _fanoutHttp.Add(http);
         return process;
     }
+
+    /// <summary>The HTTP endpoint (health, metrics, admin) of each fanout started, by index.</summary>
+    public IReadOnlyList<Uri> FanoutHttp => _fanoutHttp;
 
     private void StartGateway(int index)
     {
         var nodeId = NodeId(index);
-        var http = new Uri($"http://127.0.0.1:{FreePort.Next()}");
-        var grpc = new Uri($"http://127.0.0.1:{FreePort.Next()}");
+        // With a certificate both endpoints are https: wss:// and gRPC over TLS.
+        var scheme = _tls is null ? "http" : "https";
+        var http = new Uri($"{scheme}://127.0.0.1:{FreePort.Next()}");
+        var grpc = new Uri($"{scheme}://127.0.0.1:{FreePort.Next()}");
         var process = ManagedProcess.Start(ProcessSpec.DotnetDll(
             $"{Names.Namespace}-{nodeId}",
             RepoPaths.ProjectOutput("src/Gateway", "Realtime.Gateway.dll"),
@@ -130,8 +148,43 @@ public sealed class LocalPipeline : IAsyncDisposable
                 ["Auth__SigningKey"] = SigningKey,
                 ["Auth__Issuer"] = Issuer,
                 ["Auth__Audience"] = Audience,
+                ["Gateway__Tls__CertificatePath"] = _tls?.CertificatePath,
+                ["Gateway__Tls__KeyPath"] = _tls?.KeyPath,
             })));
         _gateways.Add(new GatewayNode(nodeId, http, grpc, process));
+    }
+
+    private static async Task WaitForReadyOverTlsAsync(GatewayNode gateway, TestCertificate tls)
+    {
+        using var http = new HttpClient(tls.PinnedHandler()) { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + StartTimeout;
+        var last = "no attempt";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var response = await http.GetAsync(new Uri(gateway.Http, "/readyz"));
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+
+                last = $"HTTP {(int)response.StatusCode}";
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                last = e.Message;
+            }
+
+            if (gateway.Process.HasExited)
+            {
+                throw new InvalidOperationException($"{gateway.Process} exited before {gateway.Http}readyz answered 2xx (last: {last}).");
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"{gateway.Http}readyz gave no 2xx answer over TLS within {StartTimeout} (last: {last}).");
     }
 
     private Dictionary<string, string?> CommonEnvironment(Dictionary<string, string?> extra)
@@ -164,14 +217,16 @@ public sealed class LocalPipeline : IAsyncDisposable
         DevTokens.Mint(key ?? SigningKey, subject, channelPatterns, lifetime, issuer, audience, notBefore: notBefore);
 
     public Task<TestClient> ConnectAsync(int gateway, string subject, params string[] channelPatterns) =>
-        TestClient.ConnectAsync(_gateways[gateway].WebSocket, Token(subject, channelPatterns));
+        TestClient.ConnectAsync(_gateways[gateway].WebSocket, Token(subject, channelPatterns), configure: _tls is null ? null : o => o.RemoteCertificateValidationCallback = _tls.Pin);
 
     public Publisher.PublisherClient PublisherClient(int gateway) => new(GrpcChannelTo(gateway));
 
     /// <summary>A gRPC channel to a gateway's gRPC port, disposed with the pipeline.</summary>
     public GrpcChannel GrpcChannelTo(int gateway)
     {
-        var channel = GrpcChannel.ForAddress(_gateways[gateway].Grpc);
+        var channel = _tls is null
+            ? GrpcChannel.ForAddress(_gateways[gateway].Grpc)
+            : GrpcChannel.ForAddress(_gateways[gateway].Grpc, new GrpcChannelOptions { HttpHandler = _tls.PinnedHandler() });
         lock (_channels)
         {
             _channels.Add(channel);
@@ -209,5 +264,5 @@ public sealed class LocalPipeline : IAsyncDisposable
 
 public sealed record GatewayNode(string NodeId, Uri Http, Uri Grpc, ManagedProcess Process)
 {
-    public Uri WebSocket => new($"ws://{Http.Authority}/ws");
+    public Uri WebSocket => new($"{(Http.Scheme == Uri.UriSchemeHttps ? "wss" : "ws")}://{Http.Authority}/ws");
 }

@@ -42,10 +42,15 @@ public sealed class TestClient : IAsyncDisposable
     /// <summary>Unmatched frames other than events (e.g. errors without an id).</summary>
     public ConcurrentQueue<JsonObject> Other { get; } = new();
 
-    public static async Task<TestClient> ConnectAsync(Uri uri, string? token, bool offerCompression = false, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Connects and waits for the <c>connected</c> frame; <paramref name="configure"/> sets further
+    /// client options, e.g. a certificate validation callback for <c>wss://</c>.
+    /// </summary>
+    public static async Task<TestClient> ConnectAsync(Uri uri, string? token, bool offerCompression = false, Action<ClientWebSocketOptions>? configure = null, CancellationToken cancellationToken = default)
     {
         var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
+        configure?.Invoke(socket.Options);
         if (offerCompression)
         {
             socket.Options.DangerousDeflateOptions = new WebSocketDeflateOptions();

@@ -28,6 +28,18 @@ public static class Program
                       [--token <jwt> | --key-file <path> | env RT_SIGNING_KEY]
               Publishes one event through the gRPC Publisher API and prints its id and position.
 
+          rtctl lag [--json]                     consumer lag of the fanout group per ingress partition and of
+                                                 every gateway on its delivery topic (events and age)
+          rtctl nodes [--json]                   gateway nodes: alive, connections, routes, last heartbeat
+          rtctl routes <channel> [--json]        the nodes routed for a channel, and its position
+          rtctl tail <channel> [--since <epoch>:<seq>] [--count N] [--timeout 30s] [--gateway ws://127.0.0.1:8080/ws]
+                                                 prints a channel's events as they come (resuming from --since)
+          rtctl topics gc [--older-than 1d] [--yes]
+                                                 deletes delivery topics of nodes gone longer than that (dry run
+                                                 without --yes; needs a real Kafka: the embedded broker cannot delete)
+              Connection settings: --kafka <bootstrap> --redis <config> --namespace <ns>, else the
+              environment variables Kafka__BootstrapServers, Redis__Configuration, Pipeline__Namespace.
+
         Exit codes: 0 success, 1 the operation failed, 2 bad arguments.
         """;
 
@@ -48,6 +60,11 @@ public static class Program
                 "publish" => await PublishAsync(options),
                 "revoke-sessions" => await RevokeAsync(options, channel: false),
                 "revoke-channel" => await RevokeAsync(options, channel: true),
+                "lag" => Operations.Lag(options),
+                "nodes" => await Operations.NodesAsync(options),
+                "routes" => await Operations.RoutesAsync(options),
+                "tail" => await Operations.TailAsync(options, options.Optional("token") ?? MintToken(options, "rtctl", [options.Positional.FirstOrDefault() ?? "*"], TimeSpan.FromMinutes(30))),
+                "topics" when options.Positional is ["gc"] => await Operations.TopicsGcAsync(options),
                 _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
             };
         }

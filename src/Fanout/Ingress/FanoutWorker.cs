@@ -47,6 +47,19 @@ internal sealed partial class FanoutWorker(
     private readonly SemaphoreSlim _capacity = new(0);
     private volatile IConsumer<byte[], byte[]>? _consumer;
     private int _rewindRequested;
+    private volatile bool _pauseRequested;
+    private bool _paused;
+
+    /// <summary>
+    /// Stops routing (an operator's pause, e.g. while Redis is maintained): the instance keeps
+    /// its partitions and its group membership, and consumes nothing until resumed. Lag grows
+    /// meanwhile, which is what the lag alerts are for.
+    /// </summary>
+    public bool Paused
+    {
+        get => _pauseRequested;
+        set => _pauseRequested = value;
+    }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.Factory.StartNew(
@@ -97,6 +110,12 @@ internal sealed partial class FanoutWorker(
             .SetPartitionsAssignedHandler((consumer, partitions) =>
             {
                 metrics.Rebalanced();
+                if (_paused)
+                {
+                    // Partitions that arrive while paused stay paused.
+                    consumer.Pause(partitions);
+                }
+
                 status.SetAssigned(consumer.Assignment.Count + partitions.Count);
                 var assigned = FormatPartitions(partitions);
                 LogAssigned(assigned, status.AssignedPartitions);
@@ -134,6 +153,11 @@ internal sealed partial class FanoutWorker(
             if (Volatile.Read(ref _rewindRequested) != 0)
             {
                 Rewind(consumer, producer);
+            }
+
+            if (_pauseRequested != _paused)
+            {
+                ApplyPause(consumer);
             }
 
             if (_progress.InFlight >= _options.MaxInFlightRecords)
@@ -354,6 +378,28 @@ internal sealed partial class FanoutWorker(
         }
     }
 
+    private void ApplyPause(IConsumer<byte[], byte[]> consumer)
+    {
+        _paused = _pauseRequested;
+        try
+        {
+            if (_paused)
+            {
+                consumer.Pause(consumer.Assignment);
+            }
+            else
+            {
+                consumer.Resume(consumer.Assignment);
+            }
+
+            LogPaused(_paused ? "paused" : "resumed");
+        }
+        catch (KafkaException e)
+        {
+            LogSeekFailed(-1, e.Error.Reason);
+        }
+    }
+
     private void Rewind(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer)
     {
         // Let every outstanding write settle so the progress knows exactly what was delivered,
@@ -454,6 +500,9 @@ internal sealed partial class FanoutWorker(
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Information, Message = "Fanout {Instance} stopped")]
     private partial void LogStopped(string instance);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "Fanout routing {State} by an operator")]
+    private partial void LogPaused(string state);
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Critical, Message = "Fanout consume loop crashed")]
     private partial void LogCrashed(Exception exception);

@@ -37,6 +37,7 @@ public sealed class OriginPolicy(IOptions<GatewayOptions> options)
 
         if (!_allowed.Contains(origin))
         {
+            context.RequestServices.GetRequiredService<Telemetry.GatewayMetrics>().HandshakeFailed("origin_not_allowed");
             context.Response.StatusCode = StatusCodes.Status403Forbidden;
             await context.Response.WriteAsJsonAsync(new { error = "origin_not_allowed", message = "This origin may not use the service." });
             return false;

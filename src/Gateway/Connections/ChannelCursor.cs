@@ -21,5 +21,8 @@ internal sealed class ChannelCursor
     public bool Suspended { get; set; }
 
     /// <summary>Non-null while replaying: live events to send once the replay is out.</summary>
-    public List<(SharedFrame Frame, ulong Seq, string Epoch)>? Buffered { get; set; } = [];
+    public List<BufferedEvent>? Buffered { get; set; } = [];
 }
+
+/// <summary>A live event held while its channel replays: the frame, its position, and when it arrived (for latency).</summary>
+internal readonly record struct BufferedEvent(SharedFrame Frame, ulong Seq, string Epoch, long ReceivedAt, long PublishedAtMs);

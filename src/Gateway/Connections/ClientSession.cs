@@ -5,6 +5,8 @@ using Realtime.Gateway.Protocol;
 using Realtime.Gateway.Publishing;
 using Realtime.Gateway.Replay;
 using Realtime.Gateway.Routing;
+using Realtime.Gateway.Telemetry;
+using Realtime.Hosting.Telemetry;
 using StackExchange.Redis;
 
 namespace Realtime.Gateway.Connections;
@@ -46,6 +48,12 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
     public FrameFormat Format { get; }
 
+    /// <summary>Bytes waiting in this connection's send queue.</summary>
+    public long QueuedBytes => Queue.QueuedBytes;
+
+    /// <summary>The transport, for metrics.</summary>
+    protected abstract Transport Transport { get; }
+
     protected ConnectionServices Services { get; }
 
     protected OutboundQueue Queue { get; }
@@ -82,13 +90,14 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             {
                 if (buffered.Count >= ChannelCursor.MaxBuffered)
                 {
+                    Services.Metrics.SlowConsumer("close");
                     LogSlowConsumer(Id, Queue.QueuedBytes);
                     RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
                     return;
                 }
 
                 frame.AddReference();
-                buffered.Add((frame, seq, epoch));
+                buffered.Add(new BufferedEvent(frame, seq, epoch, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs));
                 return;
             }
 
@@ -102,7 +111,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 // Events between the last one sent and this one never reached this node (its
                 // route was missing for a moment). Fill them from history before going on.
                 frame.AddReference();
-                cursor.Buffered = [(frame, seq, epoch)];
+                cursor.Buffered = [new BufferedEvent(frame, seq, epoch, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs)];
                 _ = FillGapAsync(channel, cursor, cursor.LastSeq, seq - 1, epoch);
                 return;
             }
@@ -112,7 +121,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 return;
             }
 
-            Enqueue(frame, positioned: seq != 0);
+            Enqueue(frame, positioned: seq != 0, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs);
         }
     }
 
@@ -210,6 +219,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     {
         using var stoppingRegistration = stopping.Register(StartDrain);
         Services.Sessions.Add(this);
+        Services.Metrics.Connected(Transport);
         try
         {
             Send(Frames.Connected(Id, Services.Node.Id));
@@ -241,6 +251,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         finally
         {
             Services.Sessions.Remove(this);
+            Services.Metrics.Disconnected(Transport, CloseCode);
         }
     }
 
@@ -276,8 +287,11 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// is sent <c>resync</c> (<c>slow_consumer</c>) with its own last position and catches up by
     /// subscribing again with <c>since</c>. Called under <see cref="CursorsGate"/>.
     /// </summary>
-    protected virtual void OnFellBehind(string channel, ChannelCursor cursor) =>
+    protected virtual void OnFellBehind(string channel, ChannelCursor cursor)
+    {
+        Services.Metrics.Resync("slow_consumer");
         Send(Frames.Resync(channel, "slow_consumer", new ChannelPosition(cursor.Epoch, cursor.LastSeq)));
+    }
 
     /// <summary>
     /// Subscribes to a channel: registers the route, reads the head, replays from
@@ -303,6 +317,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 // Catching up after a slow_consumer resync: start over from the client's position.
                 ReleaseBuffered(existing);
                 _cursors.Remove(channel);
+                Services.Metrics.Subscriptions(-1);
             }
 
             if (_cursors.Count >= Services.Options.MaxChannelsPerConnection)
@@ -315,6 +330,8 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             cursor = new ChannelCursor();
             _cursors[channel] = cursor;
         }
+
+        Services.Metrics.Subscriptions(1);
 
         ChannelPosition head;
         ReplayResult replay = default;
@@ -336,6 +353,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 _cursors.Remove(channel);
             }
 
+            Services.Metrics.Subscriptions(-1);
             await RemoveRouteAsync(channel);
             SendError(requestId, ErrorCodes.Unavailable, "The routing table is unavailable; retry.");
             return null;
@@ -349,6 +367,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             {
                 // The position cannot be served: say so rather than leave a silent gap.
                 var reason = requested.Epoch != head.Epoch ? "epoch_changed" : requested.Seq > head.Seq ? "unknown_position" : replay.Refusal ?? ChannelHistory.BeyondRetention;
+                Services.Metrics.Resync(reason);
                 Send(Frames.Resync(channel, reason, head), positioned: true);
             }
         }
@@ -389,6 +408,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             ReleaseBuffered(cursor);
         }
 
+        Services.Metrics.Subscriptions(-1);
         await RemoveRouteAsync(channel);
         return true;
     }
@@ -408,6 +428,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     {
         if (!Queue.TryEnqueue(item) && !IsClosing)
         {
+            Services.Metrics.SlowConsumer("close");
             LogSlowConsumer(Id, Queue.QueuedBytes);
             RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
         }
@@ -441,8 +462,8 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         _ = AbortIfStillOpenAsync();
     }
 
-    private void Enqueue(SharedFrame frame, bool positioned) =>
-        Enqueue(new QueuedFrame(frame, positioned ? PositionId() : null));
+    private void Enqueue(SharedFrame frame, bool positioned, long receivedAt = 0, long publishedAtMs = 0) =>
+        Enqueue(new QueuedFrame(frame, positioned ? PositionId() : null, false, receivedAt, publishedAtMs));
 
     /// <summary>
     /// Backpressure in tiers, before the hard limit closes the connection: past half the send
@@ -455,7 +476,13 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         var queued = Queue.QueuedBytes + frame.Length;
         if (seq == 0)
         {
-            return queued <= limit / 2;
+            if (queued <= limit / 2)
+            {
+                return true;
+            }
+
+            Services.Metrics.SlowConsumer("drop_transient");
+            return false;
         }
 
         if (queued <= limit / 4 * 3)
@@ -463,6 +490,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             return true;
         }
 
+        Services.Metrics.SlowConsumer("resync");
         cursor.Suspended = true;
         LogSuspended(Id, channel);
         OnFellBehind(channel, cursor);
@@ -492,6 +520,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             if (missing is null)
             {
                 cursor.LastSeq = upTo;
+                Services.Metrics.Resync("beyond_window");
                 Send(Frames.Resync(channel, "beyond_window", new ChannelPosition(epoch, upTo)), positioned: true);
             }
             else
@@ -514,11 +543,11 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     {
         var buffered = cursor.Buffered!;
         cursor.Buffered = null;
-        foreach (var (live, seq, epoch) in buffered)
+        foreach (var (live, seq, epoch, receivedAt, publishedAt) in buffered)
         {
             if (Advance(channel, cursor, seq, epoch))
             {
-                Enqueue(live, positioned: seq != 0);
+                Enqueue(live, positioned: seq != 0, receivedAt, publishedAt);
             }
 
             live.Release();
@@ -541,6 +570,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             // The channel's history was reset: the client must reload and continue from here.
             cursor.Epoch = epoch;
             cursor.LastSeq = seq - 1;
+            Services.Metrics.Resync("epoch_changed");
             Send(Frames.Resync(channel, "epoch_changed", new ChannelPosition(epoch, seq - 1)), positioned: true);
         }
 
@@ -556,7 +586,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
     private static void ReleaseBuffered(ChannelCursor cursor)
     {
-        foreach (var (frame, _, _) in cursor.Buffered ?? [])
+        foreach (var (frame, _, _, _, _) in cursor.Buffered ?? [])
         {
             frame.Release();
         }
@@ -589,6 +619,12 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                     {
                         // The item is counted until it is sent: anything beyond it is another frame waiting.
                         await WriteAsync(item, more: Queue.QueuedBytes > item.Size);
+                        Services.Metrics.FrameOut(item.Frame.Length);
+                        if (item.ReceivedAt != 0)
+                        {
+                            Services.Latency.RecordSinceTimestamp(DeliveryHop.NodeToSocket, item.ReceivedAt);
+                            Services.Latency.RecordSince(DeliveryHop.EndToEnd, item.PublishedAtMs);
+                        }
                     }
                     finally
                     {
@@ -632,6 +668,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             _cursors.Clear();
         }
 
+        Services.Metrics.Subscriptions(-channels.Length);
         foreach (var channel in channels)
         {
             await RemoveRouteAsync(channel);
@@ -680,5 +717,7 @@ internal sealed record ConnectionServices(
     EventFactory Events,
     NodeIdentity Node,
     SessionRegistry Sessions,
+    GatewayMetrics Metrics,
+    DeliveryLatency Latency,
     GatewayOptions Options,
     ILogger Logger);

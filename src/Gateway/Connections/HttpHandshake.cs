@@ -3,6 +3,7 @@ using Realtime.Contracts;
 using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
 using Realtime.Gateway.Protocol;
+using Realtime.Gateway.Telemetry;
 
 namespace Realtime.Gateway.Connections;
 
@@ -21,6 +22,8 @@ internal static partial class HttpHandshake
         var lease = drain.IsDraining ? null : admission.TryAdmit(out retryAfter, newConnection);
         if (lease is null)
         {
+            Metrics(context).HandshakeFailed("over_capacity");
+            Metrics(context).Rejected("admission");
             LogNotAdmitted(logger, admission.ActiveConnections);
             await RefuseAsync(context, StatusCodes.Status503ServiceUnavailable, "over_capacity", "The node takes no more connections now; retry later.", retryAfter);
         }
@@ -38,6 +41,7 @@ internal static partial class HttpHandshake
             return identity;
         }
 
+        Metrics(context).HandshakeFailed("unauthorized");
         LogRefused(logger, validation.Failure);
         context.Response.Headers.WWWAuthenticate = $"Bearer error=\"invalid_token\", error_description=\"{validation.Failure}\"";
         await RefuseAsync(context, StatusCodes.Status401Unauthorized, "unauthorized", validation.Failure.ToString());
@@ -50,6 +54,8 @@ internal static partial class HttpHandshake
         var lease = await limits.TryAcquireConnectionAsync(identity);
         if (lease is null)
         {
+            Metrics(context).HandshakeFailed(ErrorCodes.TooManyConnections);
+            Metrics(context).Rejected("user_connections");
             await RefuseAsync(context, StatusCodes.Status429TooManyRequests, ErrorCodes.TooManyConnections, "This user holds as many connections as it may; close one first.", TimeSpan.FromSeconds(5));
         }
 
@@ -61,12 +67,14 @@ internal static partial class HttpHandshake
     {
         if (!ChannelName.IsValid(channel))
         {
+            Metrics(context).HandshakeFailed(ErrorCodes.InvalidChannel);
             await RefuseAsync(context, StatusCodes.Status400BadRequest, ErrorCodes.InvalidChannel, "Invalid channel name.");
             return false;
         }
 
         if (!await authorizer.AuthorizeAsync(identity, action, channel))
         {
+            Metrics(context).HandshakeFailed(ErrorCodes.NotAuthorized);
             await RefuseAsync(context, StatusCodes.Status403Forbidden, ErrorCodes.NotAuthorized, $"Not allowed to {action.ToString().ToLowerInvariant()} on this channel.");
             return false;
         }
@@ -125,6 +133,8 @@ internal static partial class HttpHandshake
 
         await context.Response.WriteAsJsonAsync(new ErrorBody(code, message));
     }
+
+    private static GatewayMetrics Metrics(HttpContext context) => context.RequestServices.GetRequiredService<GatewayMetrics>();
 
     private sealed record ErrorBody(string Error, string Message);
 

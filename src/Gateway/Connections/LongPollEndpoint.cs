@@ -41,6 +41,7 @@ internal static partial class LongPollEndpoint
         DrainCoordinator drain,
         SessionRegistry sessions,
         ChannelAuthorizer authorizer,
+        Telemetry.GatewayMetrics metrics,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.LongPoll");
@@ -112,7 +113,7 @@ internal static partial class LongPollEndpoint
 
             while (true)
             {
-                await ReadBacklogAsync(historyQuery, positions, response);
+                await ReadBacklogAsync(historyQuery, metrics, positions, response);
                 if (!response.IsEmpty)
                 {
                     await WriteAsync(context, response, positions);
@@ -128,6 +129,7 @@ internal static partial class LongPollEndpoint
 
                 var waiter = new LongPollWaiter(identity, context, positions.Keys, settings.LongPollMaxEvents);
                 sessions.Add(waiter);
+                metrics.PollHeld(1);
                 try
                 {
                     foreach (var channel in positions.Keys)
@@ -136,7 +138,7 @@ internal static partial class LongPollEndpoint
                     }
 
                     // Events sequenced before the routes existed were not routed here: look again.
-                    await ReadBacklogAsync(historyQuery, positions, response);
+                    await ReadBacklogAsync(historyQuery, metrics, positions, response);
                     if (response.IsEmpty)
                     {
                         await waiter.WaitAsync(remaining, drain.Draining);
@@ -144,6 +146,7 @@ internal static partial class LongPollEndpoint
                 }
                 finally
                 {
+                    metrics.PollHeld(-1);
                     sessions.Remove(waiter);
                     waiter.Stop();
                     foreach (var channel in positions.Keys)
@@ -176,7 +179,7 @@ internal static partial class LongPollEndpoint
     }
 
     /// <summary>What the client missed since its positions, up to the response's room, moving the positions with it.</summary>
-    private static async Task ReadBacklogAsync(HistoryQuery history, Dictionary<string, ChannelPosition> positions, PollResponse response)
+    private static async Task ReadBacklogAsync(HistoryQuery history, Telemetry.GatewayMetrics metrics, Dictionary<string, ChannelPosition> positions, PollResponse response)
     {
         foreach (var (channel, position) in positions.ToList())
         {
@@ -189,6 +192,7 @@ internal static partial class LongPollEndpoint
             var frames = ServerFrames.ForCurrentThread();
             if (page.Resync is { } resync)
             {
+                metrics.Resync(resync.Reason);
                 response.Add(frames.Resync(channel, resync.Reason, resync.Position));
                 positions[channel] = resync.Position;
                 continue;

@@ -5,9 +5,11 @@ namespace Realtime.Gateway.Connections;
 /// <summary>
 /// A frame waiting in a send queue, with what the transport adds for this connection alone:
 /// an SSE stream's event id (its cursor after this frame), or raw bytes the transport writes
-/// as they are (an SSE heartbeat comment).
+/// as they are (an SSE heartbeat comment). A live event also carries when the node received it
+/// (a <see cref="System.Diagnostics.Stopwatch"/> timestamp) and when it was published (Unix ms),
+/// so its write can be measured; both are 0 for everything else.
 /// </summary>
-internal readonly record struct QueuedFrame(SharedFrame Frame, string? StreamId = null, bool Raw = false)
+internal readonly record struct QueuedFrame(SharedFrame Frame, string? StreamId = null, bool Raw = false, long ReceivedAt = 0, long PublishedAtMs = 0)
 {
     public int Size => Frame.Length + (StreamId?.Length ?? 0);
 }

@@ -24,6 +24,9 @@ internal sealed class OutgoingEvent(EventEnvelope envelope, ulong seq, string ep
 
     public string Epoch { get; } = epoch;
 
+    /// <summary>When this node read the event from its delivery topic (<see cref="System.Diagnostics.Stopwatch"/> timestamp).</summary>
+    public long ReceivedAt { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
     public SharedFrame Frame(FrameFormat format) => format switch
     {
         FrameFormat.Protobuf => _protobuf ??= ProtobufFrames.ForCurrentThread().Event(Envelope, Seq, Epoch),

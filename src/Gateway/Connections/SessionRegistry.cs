@@ -23,6 +23,9 @@ internal sealed class SessionRegistry
 
     public void Remove(IDisconnectable session) => _sessions.TryRemove(session, out _);
 
+    /// <summary>Bytes queued for sending over all streaming connections (read when metrics are scraped).</summary>
+    public long QueuedBytes() => _sessions.Keys.OfType<ClientSession>().Sum(s => s.QueuedBytes);
+
     /// <summary>The connections of <paramref name="subject"/> on this node, at this moment.</summary>
     public IEnumerable<IDisconnectable> OfSubject(string subject) =>
         _sessions.Keys.Where(s => string.Equals(s.Identity.Subject, subject, StringComparison.Ordinal));

@@ -41,6 +41,8 @@ internal sealed class SseConnection : ClientSession
         _resumeFrom = resumeFrom;
     }
 
+    protected override Telemetry.Transport Transport => Telemetry.Transport.Sse;
+
     protected override bool IsTransportClosed => _ended || _context.RequestAborted.IsCancellationRequested;
 
     /// <summary>The stream's opening: the reconnect delay for EventSource (jittered per stream), before any frame.</summary>

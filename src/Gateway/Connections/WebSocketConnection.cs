@@ -39,6 +39,8 @@ internal sealed partial class WebSocketConnection : ClientSession
         _typing = new TokenBucket(services.Options.TypingEventsPerSecond, 1, now);
     }
 
+    protected override Telemetry.Transport Transport => Telemetry.Transport.WebSocket;
+
     protected override bool IsTransportClosed => _socket.State is WebSocketState.Closed or WebSocketState.Aborted;
 
     public override void Dispose()
@@ -83,9 +85,11 @@ internal sealed partial class WebSocketConnection : ClientSession
                 var count = 0;
                 while (!result.EndOfMessage)
                 {
-                    if (count == buffer.Length)
+                    // Pooled buffers come in powers of two: with a limit that is not one, the
+                    // buffer is larger than the limit and the message is full at the limit.
+                    if (count >= Math.Min(buffer.Length, maxMessage))
                     {
-                        if (buffer.Length >= maxMessage)
+                        if (count >= maxMessage)
                         {
                             RequestClose(CloseCodes.MessageTooBig, $"message larger than {maxMessage} bytes", dropQueued: false);
                             return;
@@ -204,6 +208,7 @@ internal sealed partial class WebSocketConnection : ClientSession
 
         if (!await Services.UserLimits.TryPublishAsync(Identity))
         {
+            Services.Metrics.Rejected("rate_limited");
             Send(Frames.Error(frame.Id, ErrorCodes.RateLimited, "This user publishes faster than it may over all its connections; nothing was done.", TimeSpan.FromSeconds(1)));
             return;
         }
@@ -299,6 +304,7 @@ internal sealed partial class WebSocketConnection : ClientSession
             return true;
         }
 
+        Services.Metrics.Rejected("rate_limited");
         Send(Frames.Error(requestId, ErrorCodes.RateLimited, "Too many requests on this connection; nothing was done.", retryAfter));
         return false;
     }

@@ -7,6 +7,7 @@ using StackExchange.Redis;
 namespace Realtime.Gateway.Control;
 
 /// <summary>The gRPC <c>realtime.v1.Sessions</c> service: revocations, for callers with the <c>realtime.admin</c> role.</summary>
+[BindServiceMethod(typeof(Grpc.StrictRequestBinding.Sessions), nameof(Grpc.StrictRequestBinding.Sessions.BindService))]
 internal sealed class SessionsService(TokenValidator tokens, RevocationService revocations) : Sessions.SessionsBase
 {
     private const int MaxSubjectLength = 256;

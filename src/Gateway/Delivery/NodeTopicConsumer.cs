@@ -6,6 +6,7 @@ using Realtime.Contracts.V1;
 using Realtime.Gateway.Connections;
 using Realtime.Gateway.Routing;
 using Realtime.Hosting;
+using Realtime.Hosting.Telemetry;
 
 namespace Realtime.Gateway.Delivery;
 
@@ -28,6 +29,8 @@ internal sealed partial class NodeTopicConsumer(
     ChannelHub hub,
     TopicProvisioner provisioner,
     DeliveryStatus status,
+    Telemetry.GatewayMetrics metrics,
+    DeliveryLatency latency,
     ILogger<NodeTopicConsumer> logger) : BackgroundService
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
@@ -159,8 +162,17 @@ internal sealed partial class NodeTopicConsumer(
             return;
         }
 
+        metrics.EventIn();
+        if (delivery.RoutedAtUnixMs > 0)
+        {
+            latency.RecordSince(DeliveryHop.FanoutToNode, delivery.RoutedAtUnixMs);
+        }
+
+        // A sampled trace ends here: the span covers queueing the event on every local subscriber.
+        using var activity = PipelineTelemetry.Tracing.StartActivity("deliver", System.Diagnostics.ActivityKind.Consumer, KafkaTraceContext.Extract(result.Message.Headers));
         using var outgoing = new OutgoingEvent(envelope, delivery.Seq, delivery.Epoch);
-        hub.Dispatch(envelope.Channel, outgoing);
+        var subscribers = hub.Dispatch(envelope.Channel, outgoing);
+        activity?.SetTag("realtime.subscribers", subscribers);
     }
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Consuming delivery topic {Topic} ({Partitions} partitions)")]

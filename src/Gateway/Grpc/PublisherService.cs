@@ -13,6 +13,7 @@ namespace Realtime.Gateway.Grpc;
 /// The gRPC <c>realtime.v1.Publisher</c> service for backend services: the same path into the
 /// ingress topic as a WebSocket publish, with the same channel rules and permissions.
 /// </summary>
+[BindServiceMethod(typeof(StrictRequestBinding.Publisher), nameof(StrictRequestBinding.Publisher.BindService))]
 internal sealed class PublisherService(
     TokenValidator tokens,
     ChannelAuthorizer authorizer,

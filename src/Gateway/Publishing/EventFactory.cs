@@ -21,8 +21,12 @@ internal sealed class EventFactory(NodeIdentity node, TimeProvider time)
         bool transient = false)
     {
         var now = time.GetUtcNow();
+        var trace = System.Diagnostics.Activity.Current is { } activity
+            ? new TraceContext { Traceparent = activity.Id ?? string.Empty, Tracestate = activity.TraceStateString ?? string.Empty }
+            : null;
         return new EventEnvelope
         {
+            Trace = trace,
             // Version 7: time-ordered, so ids sort roughly by publish time.
             EventId = Guid.CreateVersion7(now).ToString("N"),
             Channel = channel,

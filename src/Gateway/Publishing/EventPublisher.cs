@@ -9,7 +9,12 @@ namespace Realtime.Gateway.Publishing;
 /// awaited in order, the produce is enqueued in order and only its acknowledgement is awaited
 /// concurrently.
 /// </summary>
-internal sealed partial class EventPublisher(IngressPublisher ingress, IdempotencyStore idempotency, ILogger<EventPublisher> logger)
+internal sealed partial class EventPublisher(
+    IngressPublisher ingress,
+    IdempotencyStore idempotency,
+    Telemetry.GatewayMetrics metrics,
+    Hosting.Telemetry.DeliveryLatency latency,
+    ILogger<EventPublisher> logger)
 {
     /// <summary>
     /// For an event with an idempotency key, reserves the key. Returns the earlier outcome when
@@ -24,11 +29,14 @@ internal sealed partial class EventPublisher(IngressPublisher ingress, Idempoten
     /// <summary>Publishes a reserved (or key-less) event; its produce is enqueued before this returns its task.</summary>
     public async Task<PublishResponse> PublishAsync(EventEnvelope envelope, CancellationToken cancellationToken)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var produce = ingress.PublishAsync(envelope, cancellationToken);
         var keyed = !string.IsNullOrEmpty(envelope.IdempotencyKey);
         try
         {
             var outcome = new PublishResponse { EventId = envelope.EventId, Position = await produce };
+            latency.RecordSinceTimestamp(Hosting.Telemetry.DeliveryHop.PublishAck, started);
+            metrics.Published("ack");
             if (keyed)
             {
                 await RememberAsync(envelope, outcome);
@@ -38,6 +46,7 @@ internal sealed partial class EventPublisher(IngressPublisher ingress, Idempoten
         }
         catch (PublishFailedException)
         {
+            metrics.Published("error");
             if (keyed)
             {
                 await ForgetAsync(envelope);

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Realtime.Contracts;
 using Realtime.Contracts.V1;
 using Realtime.Hosting;
+using Realtime.Hosting.Telemetry;
 
 namespace Realtime.Gateway.Publishing;
 
@@ -36,11 +37,19 @@ internal sealed partial class IngressPublisher : IDisposable
     /// <summary>Publishes and returns where the event sits in the ingress topic. Throws <see cref="PublishFailedException"/> when Kafka did not acknowledge.</summary>
     public async Task<KafkaPosition> PublishAsync(EventEnvelope envelope, CancellationToken cancellationToken = default)
     {
+        var headers = envelope.Transient ? TransientHeaders : null;
+        if (System.Diagnostics.Activity.Current is { } activity)
+        {
+            // The publisher's trace goes along to the fanout and the node (W3C trace context).
+            headers = envelope.Transient ? [.. TransientHeaders] : [];
+            KafkaTraceContext.Inject(activity, headers);
+        }
+
         var message = new Message<byte[], byte[]>
         {
             Key = Encoding.UTF8.GetBytes(envelope.Channel),
             Value = envelope.ToByteArray(),
-            Headers = envelope.Transient ? TransientHeaders : null,
+            Headers = headers,
         };
 
         try

@@ -24,6 +24,7 @@ internal sealed class ChannelHistory(
     IConnectionMultiplexer redis,
     PipelineNames names,
     IngressReader ingress,
+    Telemetry.GatewayMetrics metrics,
     IOptions<GatewayOptions> options)
 {
     public const string BeyondRetention = "beyond_retention";
@@ -65,6 +66,7 @@ internal sealed class ChannelHistory(
         var recent = await RecentAsync(channel, after, upTo);
         if (recent is not null)
         {
+            metrics.Replay("redis", recent.Count);
             return new ReplayResult(recent, null);
         }
 
@@ -91,6 +93,7 @@ internal sealed class ChannelHistory(
             events.Add(new ReplayedEvent((ulong)indexed[i].Score, envelopes[i]));
         }
 
+        metrics.Replay("kafka", events.Count);
         return new ReplayResult(events, null);
     }
 

@@ -108,6 +108,7 @@ internal static class HistoryEndpoint
 }
 
 /// <summary>The gRPC <c>realtime.v1.Channels</c> service: history for backend services.</summary>
+[BindServiceMethod(typeof(Grpc.StrictRequestBinding.Channels), nameof(Grpc.StrictRequestBinding.Channels.BindService))]
 internal sealed class ChannelsService(TokenValidator tokens, ChannelAuthorizer authorizer, HistoryQuery query) : Channels.ChannelsBase
 {
     public override async Task<HistoryResponse> History(HistoryRequest request, ServerCallContext context)

@@ -18,6 +18,7 @@ internal sealed partial class NodeLivenessService(
     IOptions<GatewayOptions> options,
     NodeIdentity node,
     Admission.UserLimits userLimits,
+    Connections.SessionRegistry sessions,
     TimeProvider time,
     ILogger<NodeLivenessService> logger) : BackgroundService
 {
@@ -62,7 +63,7 @@ internal sealed partial class NodeLivenessService(
             try
             {
                 await _wake.WaitAsync(_options.HeartbeatInterval, stoppingToken);
-                var existed = await routes.HeartbeatAsync(_options.LivenessTtl, time.GetUtcNow().ToUnixTimeMilliseconds());
+                var existed = await routes.HeartbeatAsync(_options.LivenessTtl, time.GetUtcNow().ToUnixTimeMilliseconds(), sessions.Count);
                 if (!existed || forceReregister || Interlocked.Exchange(ref _restored, 0) != 0)
                 {
                     var channels = hub.RoutedChannels();

@@ -12,6 +12,7 @@ internal sealed class RouteRegistry(IConnectionMultiplexer redis, PipelineNames 
     private readonly RedisValue _node = node.Id;
     private readonly RedisKey _nodeRoutes = names.NodeRoutesKey(node.Id);
     private readonly RedisKey _alive = names.NodeAliveKey(node.Id);
+    private readonly RedisKey _stats = names.NodeStatsKey(node.Id);
 
     /// <summary>Adds this node to the channel's route set. Completes once Redis has it.</summary>
     public async Task AddAsync(string channel)
@@ -75,14 +76,16 @@ internal sealed class RouteRegistry(IConnectionMultiplexer redis, PipelineNames 
     /// Refreshes the liveness key. Returns false when the key was missing, i.e. it expired or
     /// Redis lost its data: routes must then be registered again.
     /// </summary>
-    public async Task<bool> HeartbeatAsync(TimeSpan ttl, long nowUnixMs)
+    public async Task<bool> HeartbeatAsync(TimeSpan ttl, long nowUnixMs, int connections = 0)
     {
         var db = redis.GetDatabase();
         var batch = db.CreateBatch();
         var previous = batch.StringSetAndGetAsync(_alive, nowUnixMs, ttl);
         var listed = batch.SortedSetAddAsync(names.NodesKey, _node, nowUnixMs);
+        var stats = batch.HashSetAsync(_stats, [new HashEntry("connections", connections), new HashEntry("heartbeat", nowUnixMs)]);
+        var expiry = batch.KeyExpireAsync(_stats, ttl * 3);
         batch.Execute();
-        await Task.WhenAll(previous, listed);
+        await Task.WhenAll(previous, listed, stats, expiry);
         return !previous.Result.IsNull;
     }
 

@@ -39,7 +39,8 @@ public static class PipelineTelemetry
                 metrics.AddMeter([.. meters, LagMeter, LatencyMeter]);
                 if (options.PrometheusEnabled)
                 {
-                    metrics.AddPrometheusExporter();
+                    // No response cache: a scrape always sees what happened before it.
+                    metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 }
             })
             .WithTracing(tracing =>
