@@ -50,6 +50,11 @@ ensure_prometheus_parser() { # the metrics tests parse /metrics with the Prometh
   /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || die "python3-prometheus-client is still missing after installing it"
 }
 
+ensure_prometheus_server() { # a real Prometheus scrapes the stack `up` starts in the tests (Debian's package; its service is not started here)
+  [ -x /usr/bin/prometheus ] || apt_install prometheus
+  [ -x /usr/bin/prometheus ] || die "/usr/bin/prometheus is still missing after installing prometheus"
+}
+
 ensure_browser() { # the real-browser tests: Debian's chromium, node, and tests/Browser's npm packages
   [ -x /usr/bin/chromium ] || apt_install chromium
   [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after installing chromium"
@@ -149,7 +154,7 @@ cmd_up() {
 
   if [ -z "$kafka" ]; then
     kafka="127.0.0.1:9092"
-    start kafka dotnet "$(out_dll tools/EmbeddedKafka Realtime.EmbeddedKafka)" --listen "$kafka" --topic rt.ingress:12
+    start kafka dotnet "$(out_dll tools/EmbeddedKafka Realtime.EmbeddedKafka)" --listen "$kafka" --topic rt.ingress:12 --metrics 127.0.0.1:9190
     wait_for_log kafka "embedded-kafka ready" 30
   fi
   if [ -z "$redis" ]; then
@@ -183,6 +188,8 @@ Realtime Pipeline is up (embedded defaults: in-memory Kafka, for development onl
   gw-0   WebSocket ws://127.0.0.1:8080/ws   gRPC 127.0.0.1:9080
   gw-1   WebSocket ws://127.0.0.1:8081/ws   gRPC 127.0.0.1:9081
   fanout health     http://127.0.0.1:8090/readyz
+  metrics           http://127.0.0.1:8080/metrics 8081/metrics 8090/metrics 9190/metrics (kafka host)
+  operate           ./realtime.sh rtctl lag | nodes | routes <channel> | tail <channel>
   kafka  $kafka    redis $redis
   logs   .run/logs/
 
@@ -215,6 +222,7 @@ cmd_test() {
   ensure_redis
   ensure_browser
   ensure_prometheus_parser
+  ensure_prometheus_server
   say "building (configuration $CONFIGURATION)..."
   dotnet build "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build failed"
   mkdir -p "$ROOT/TestResults"

@@ -39,15 +39,17 @@ app.MapPrometheusScrapingEndpoint();
 // Pause and resume routing, from the node itself only (an operator's kubectl exec or sidecar).
 foreach (var (action, pause) in new[] { ("pause", true), ("resume", false) })
 {
-    app.MapPost($"/admin/{action}", (HttpContext context, Realtime.Fanout.Ingress.FanoutWorker worker) =>
+    app.MapPost($"/admin/{action}", async (HttpContext context, Realtime.Fanout.Ingress.FanoutWorker worker) =>
     {
         if (context.Connection.RemoteIpAddress is not { } remote || !System.Net.IPAddress.IsLoopback(remote))
         {
             return Results.StatusCode(StatusCodes.Status403Forbidden);
         }
 
-        worker.Paused = pause;
-        return Results.Accepted();
+        // Answered once the consume loop has applied it: nothing is routed after a pause's 200.
+        return await worker.SetPausedAsync(pause, TimeSpan.FromSeconds(10))
+            ? Results.Ok()
+            : Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
     });
 }
 app.MapGet("/healthz", () => Results.Text("ok"));

@@ -23,7 +23,8 @@ public sealed class GatewayLifecycleTests(TestInfrastructure infrastructure)
         });
 
         Assert.False(await db.SetContainsAsync(pipeline.Names.RouteKey(StaleChannel), "gw-0"));
-        Assert.False(await db.KeyExistsAsync(pipeline.Names.NodeRoutesKey("gw-0")));
+        // Only the route the node registers for itself at start remains: the control channel.
+        Assert.Equal([Realtime.Contracts.PipelineNames.ControlChannel], (await db.SetMembersAsync(pipeline.Names.NodeRoutesKey("gw-0"))).Select(m => (string)m!));
         Assert.True(await db.KeyExistsAsync(pipeline.Names.NodeAliveKey("gw-0")));
         Assert.True(await db.KeyTimeToLiveAsync(pipeline.Names.NodeAliveKey("gw-0")) is { TotalSeconds: > 0 and <= 10 });
 

@@ -5,15 +5,17 @@ using System.Runtime.InteropServices;
 using Realtime.EmbeddedKafka;
 
 const string Usage = """
-    usage: dotnet Realtime.EmbeddedKafka.dll [--listen 127.0.0.1:9092] [--brokers 1] [--topic NAME:PARTITIONS]...
+    usage: dotnet Realtime.EmbeddedKafka.dll [--listen 127.0.0.1:9092] [--brokers 1] [--topic NAME:PARTITIONS]... [--metrics 127.0.0.1:9190]
       --listen   IPv4 loopback address and port of broker 1; broker N gets port + N - 1
       --brokers  number of brokers, 1-9
       --topic    topic to create at start (repeatable); adds to EMBEDDED_KAFKA_TOPICS
-      env: EMBEDDED_KAFKA_LISTEN, EMBEDDED_KAFKA_BROKERS, EMBEDDED_KAFKA_TOPICS="a:8,b:4" (options win)
+      --metrics  serve Prometheus metrics on http://ADDRESS/metrics (loopback only)
+      env: EMBEDDED_KAFKA_LISTEN, EMBEDDED_KAFKA_BROKERS, EMBEDDED_KAFKA_TOPICS="a:8,b:4", EMBEDDED_KAFKA_METRICS (options win)
     """;
 
 var listen = Environment.GetEnvironmentVariable("EMBEDDED_KAFKA_LISTEN") is { Length: > 0 } envListen ? envListen : "127.0.0.1:9092";
 var brokersText = Environment.GetEnvironmentVariable("EMBEDDED_KAFKA_BROKERS") is { Length: > 0 } envBrokers ? envBrokers : "1";
+var metricsListen = Environment.GetEnvironmentVariable("EMBEDDED_KAFKA_METRICS") is { Length: > 0 } envMetrics ? envMetrics : null;
 var topicSpecs = (Environment.GetEnvironmentVariable("EMBEDDED_KAFKA_TOPICS") ?? string.Empty)
     .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
     .Select(spec => (Spec: spec, Source: "EMBEDDED_KAFKA_TOPICS"))
@@ -27,7 +29,7 @@ for (var i = 0; i < args.Length; i++)
         case "-h" or "--help":
             Console.WriteLine(Usage);
             return 0;
-        case "--listen" or "--brokers" or "--topic" when value is null:
+        case "--listen" or "--brokers" or "--topic" or "--metrics" when value is null:
             return Fail($"{args[i]} needs a value");
         case "--listen":
             listen = value;
@@ -39,6 +41,10 @@ for (var i = 0; i < args.Length; i++)
             break;
         case "--topic":
             topicSpecs.Add((value, "--topic"));
+            i++;
+            break;
+        case "--metrics":
+            metricsListen = value;
             i++;
             break;
         default:
@@ -108,6 +114,13 @@ catch (Exception e) when (e is InvalidOperationException or DllNotFoundException
     return 1;
 }
 
+IPEndPoint? metricsEndpoint = null;
+if (metricsListen is not null && !TryParseListen(metricsListen, out metricsEndpoint))
+{
+    return Fail($"--metrics must be an IPv4 loopback address with a port (got '{metricsListen}')");
+}
+
+using var metrics = metricsEndpoint is null ? null : EmbeddedKafkaMetrics.Start(metricsEndpoint, brokers, topics.Count);
 await using (host)
 {
     using var stop = new CancellationTokenSource();
@@ -127,6 +140,11 @@ await using (host)
     foreach (var (topic, partitions) in topics)
     {
         Console.WriteLine($"topic {topic} ({partitions} partitions, replication factor {Math.Min(3, brokers)})");
+    }
+
+    if (metricsEndpoint is not null)
+    {
+        Console.WriteLine($"metrics at http://{metricsEndpoint}/metrics");
     }
 
     Console.WriteLine($"embedded-kafka ready bootstrap={host.BootstrapServers}");

@@ -48,17 +48,26 @@ internal sealed partial class FanoutWorker(
     private volatile IConsumer<byte[], byte[]>? _consumer;
     private int _rewindRequested;
     private volatile bool _pauseRequested;
-    private bool _paused;
+    private volatile bool _paused;
+    private TaskCompletionSource _pauseApplied = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
-    /// Stops routing (an operator's pause, e.g. while Redis is maintained): the instance keeps
-    /// its partitions and its group membership, and consumes nothing until resumed. Lag grows
-    /// meanwhile, which is what the lag alerts are for.
+    /// Stops routing (an operator's pause, e.g. while Redis is maintained) or starts it again:
+    /// the instance keeps its partitions and its group membership, and consumes nothing until
+    /// resumed. Lag grows meanwhile, which is what the lag alerts are for. Completes once the
+    /// consume loop has applied it (bounded by <paramref name="timeout"/>).
     /// </summary>
-    public bool Paused
+    public async Task<bool> SetPausedAsync(bool paused, TimeSpan timeout)
     {
-        get => _pauseRequested;
-        set => _pauseRequested = value;
+        var applied = Volatile.Read(ref _pauseApplied);
+        _pauseRequested = paused;
+        if (_paused == paused)
+        {
+            return true;
+        }
+
+        await applied.Task.WaitAsync(timeout).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return _paused == paused;
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -397,6 +406,10 @@ internal sealed partial class FanoutWorker(
         catch (KafkaException e)
         {
             LogSeekFailed(-1, e.Error.Reason);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _pauseApplied, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         }
     }
 

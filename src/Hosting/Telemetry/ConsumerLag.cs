@@ -39,12 +39,19 @@ public sealed class ConsumerLagProbe : IDisposable
     }
 
     /// <summary>The group's lag on every partition of <paramref name="topic"/>; empty when the topic does not exist.</summary>
+    /// <exception cref="KafkaException">The broker did not answer, or not for every partition.</exception>
     public IReadOnlyList<PartitionLag> Measure(string topic, TimeSpan timeout)
     {
         var metadata = _admin.GetMetadata(topic, timeout).Topics.SingleOrDefault(t => t.Topic == topic);
-        if (metadata is null || metadata.Error.IsError)
+        if (metadata is null || metadata.Error.Code == ErrorCode.UnknownTopicOrPart)
         {
             return [];
+        }
+
+        if (metadata.Error.IsError)
+        {
+            // A transient metadata error says nothing about the lag: keep the last measurement.
+            throw new KafkaException(metadata.Error);
         }
 
         var partitions = metadata.Partitions.Select(p => new TopicPartition(topic, p.PartitionId)).OrderBy(p => p.Partition.Value).ToList();
