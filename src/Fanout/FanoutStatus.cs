@@ -10,7 +10,14 @@ internal sealed class FanoutStatus
 
     public long RecordsRouted => Interlocked.Read(ref _recordsRouted);
 
-    public void SetAssigned(int count) => Volatile.Write(ref _assignedPartitions, Math.Max(0, count));
+    /// <summary>True once the instance got its first assignment (possibly of no partition, when there are more instances than partitions).</summary>
+    public bool Joined { get; private set; }
+
+    public void SetAssigned(int count)
+    {
+        Volatile.Write(ref _assignedPartitions, Math.Max(0, count));
+        Joined = true;
+    }
 
     public void RecordBatch(int records) => Interlocked.Add(ref _recordsRouted, records);
 }

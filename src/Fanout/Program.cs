@@ -24,11 +24,12 @@ builder.Services.AddSingleton<FanoutStatus>();
 builder.Services.AddSingleton<ChannelSequencer>();
 builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-fanout", PipelineTelemetry.FanoutMeter);
 builder.Services.AddSingleton<FanoutMetrics>();
-builder.Services.AddHostedService(sp =>
+builder.Services.AddSingleton(sp =>
 {
     var names = sp.GetRequiredService<PipelineNames>();
     return ActivatorUtilities.CreateInstance<ConsumerLagReporter>(sp, names.FanoutGroupId, names.IngressTopic);
 });
+builder.Services.AddHostedService(sp => sp.GetRequiredService<ConsumerLagReporter>());
 builder.Services.AddSingleton<FanoutWorker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<FanoutWorker>());
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
@@ -53,8 +54,19 @@ foreach (var (action, pause) in new[] { ("pause", true), ("resume", false) })
     });
 }
 app.MapGet("/healthz", () => Results.Text("ok"));
-app.MapGet("/readyz", async (FanoutStatus status, IConnectionMultiplexer redis) =>
+// Ready: Redis answers, Kafka answers (the lag probe asks it every few seconds), the group was joined, not paused.
+app.MapGet("/readyz", async (FanoutStatus status, IConnectionMultiplexer redis, ConsumerLagReporter lag, Realtime.Fanout.Ingress.FanoutWorker worker) =>
 {
+    if (!status.Joined)
+    {
+        return Results.Text("not in the consumer group yet", statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    if (!lag.KafkaReachable)
+    {
+        return Results.Text("kafka unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
     try
     {
         await redis.GetDatabase().PingAsync();
@@ -64,7 +76,7 @@ app.MapGet("/readyz", async (FanoutStatus status, IConnectionMultiplexer redis) 
         return Results.Text("redis unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
-    return Results.Text($"ok partitions={status.AssignedPartitions} routed={status.RecordsRouted}");
+    return Results.Text($"ok partitions={status.AssignedPartitions} routed={status.RecordsRouted}{(worker.IsPaused ? " paused" : string.Empty)}");
 });
 
 app.Services.GetRequiredService<IOptions<FanoutOptions>>();

@@ -42,12 +42,13 @@ builder.Services.AddSingleton<SessionRegistry>();
 builder.Services.AddSingleton<UserLimits>();
 builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-gateway", PipelineTelemetry.GatewayMeter);
 builder.Services.AddSingleton<GatewayMetrics>();
-builder.Services.AddHostedService(sp =>
+builder.Services.AddSingleton(sp =>
 {
     var names = sp.GetRequiredService<Realtime.Contracts.PipelineNames>();
     var nodeId = sp.GetRequiredService<NodeIdentity>().Id;
     return ActivatorUtilities.CreateInstance<ConsumerLagReporter>(sp, names.NodeGroupId(nodeId), names.NodeTopic(nodeId));
 });
+builder.Services.AddHostedService(sp => sp.GetRequiredService<ConsumerLagReporter>());
 builder.Services.AddSingleton<SigningKeys>();
 builder.Services.AddSingleton<RevocationList>();
 builder.Services.AddHostedService<JwksRefresher>();

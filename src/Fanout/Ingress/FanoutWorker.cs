@@ -51,6 +51,9 @@ internal sealed partial class FanoutWorker(
     private volatile bool _paused;
     private TaskCompletionSource _pauseApplied = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>True while routing is paused by an operator.</summary>
+    public bool IsPaused => _paused;
+
     /// <summary>
     /// Stops routing (an operator's pause, e.g. while Redis is maintained) or starts it again:
     /// the instance keeps its partitions and its group membership, and consumes nothing until

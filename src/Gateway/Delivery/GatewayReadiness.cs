@@ -4,10 +4,16 @@ using StackExchange.Redis;
 namespace Realtime.Gateway.Delivery;
 
 /// <summary>
-/// Ready means the node can do its job: its delivery topic is assigned and Redis answers.
+/// Ready means the node can do its job: not draining, its delivery topic assigned, Kafka
+/// answering (the lag probe asks it every few seconds) and Redis answering.
 /// Served on <c>/readyz</c> and through the gRPC health service.
 /// </summary>
-internal sealed class GatewayReadiness(DeliveryStatus delivery, IConnectionMultiplexer redis, NodeIdentity node, Connections.DrainCoordinator drain) : IHealthCheck
+internal sealed class GatewayReadiness(
+    DeliveryStatus delivery,
+    IConnectionMultiplexer redis,
+    NodeIdentity node,
+    Connections.DrainCoordinator drain,
+    Hosting.Telemetry.ConsumerLagReporter lag) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -19,6 +25,11 @@ internal sealed class GatewayReadiness(DeliveryStatus delivery, IConnectionMulti
         if (delivery.AssignedPartitions == 0)
         {
             return HealthCheckResult.Unhealthy("delivery topic not assigned");
+        }
+
+        if (!lag.KafkaReachable)
+        {
+            return HealthCheckResult.Unhealthy("kafka unreachable");
         }
 
         try

@@ -125,6 +125,7 @@ public sealed partial class ConsumerLagReporter : BackgroundService
     private readonly string _group;
     private readonly string _topic;
     private IReadOnlyList<PartitionLag> _latest = [];
+    private long _lastSuccessTicks;
 
     public ConsumerLagReporter(string group, string topic, IOptions<KafkaOptions> kafka, IOptions<TelemetryOptions> options, IMeterFactory meters, ILogger<ConsumerLagReporter> logger)
     {
@@ -140,6 +141,13 @@ public sealed partial class ConsumerLagReporter : BackgroundService
 
     /// <summary>The last measurement (empty before the first).</summary>
     public IReadOnlyList<PartitionLag> Latest => Volatile.Read(ref _latest);
+
+    /// <summary>
+    /// Whether Kafka answered a measurement lately (within three intervals, or ten seconds at
+    /// least): readiness uses it as "Kafka reachable", since it asks the brokers every interval.
+    /// </summary>
+    public bool KafkaReachable =>
+        DateTime.UtcNow - new DateTime(Interlocked.Read(ref _lastSuccessTicks), DateTimeKind.Utc) < TimeSpan.FromTicks(Math.Max(_options.LagInterval.Ticks * 3, TimeSpan.FromSeconds(10).Ticks));
 
     public override void Dispose()
     {
@@ -158,6 +166,7 @@ public sealed partial class ConsumerLagReporter : BackgroundService
             try
             {
                 Volatile.Write(ref _latest, probe.Measure(_topic, TimeSpan.FromSeconds(5)));
+                Interlocked.Exchange(ref _lastSuccessTicks, DateTime.UtcNow.Ticks);
             }
             catch (KafkaException e)
             {
