@@ -7,6 +7,9 @@
 #   ./realtime.sh token --user alice --channels 'room:*'
 #                                    print a dev token the stack started by `up` accepts
 #   ./realtime.sh rtctl <args...>    run the operator's CLI from this checkout
+#   ./realtime.sh bench [--quick] [--workload W2|W6]
+#                                    start the stack, run the load generator, write
+#                                    bench/results/<date>/*.json and docs/benchmarks.md, stop
 #
 # `up` uses embedded defaults. To point the same binaries at a real Kafka and Redis set
 # KAFKA_BOOTSTRAP_SERVERS and/or REDIS_CONFIGURATION (StackExchange.Redis syntax): the
@@ -230,6 +233,53 @@ cmd_token() {
   run_rtctl token --key-file "$KEY_FILE" "$@"
 }
 
+# --- bench ----------------------------------------------------------------------------------
+BENCH_UP=
+stop_bench_stack() { # the stack bench started: its whole process group (setsid made it a group leader)
+  [ -n "$BENCH_UP" ] || return 0
+  kill -TERM -- "-$BENCH_UP" 2>/dev/null || true
+  local i
+  for i in $(seq 1 30); do kill -0 "$BENCH_UP" 2>/dev/null || return 0; sleep 1; done
+  kill -KILL -- "-$BENCH_UP" 2>/dev/null || true
+}
+
+cmd_bench() {
+  ensure_dotnet
+  ensure_redis
+  local quick="" workloads="W2 W6"
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --quick) quick="--quick" ;;
+      --workload) shift; workloads="${1:?--workload needs W2 or W6}" ;;
+      --peers) die "--peers: the SignalR and Socket.IO peers are not built yet (issue 7)" ;;
+      *) die "bench: unknown option $1" ;;
+    esac
+    shift
+  done
+  build bench/Realtime.Bench/Realtime.Bench.csproj
+  local results; results="$ROOT/bench/results/$(date -u +%Y-%m-%d)"
+  mkdir -p "$results" "$RUN_DIR/logs"
+  # The system under test: the stack `up` starts, in its own process group so it stops with us.
+  setsid "$0" up >"$RUN_DIR/logs/bench-up.log" 2>&1 &
+  BENCH_UP=$!
+  trap stop_bench_stack EXIT
+  local up=$BENCH_UP
+  local waited=0
+  until grep -q "Realtime Pipeline is up" "$RUN_DIR/logs/bench-up.log" 2>/dev/null; do
+    sleep 1; waited=$((waited + 1))
+    [ "$waited" -lt 240 ] || die "the stack did not come up (see .run/logs/bench-up.log)"
+    kill -0 "$up" 2>/dev/null || die "the stack exited while starting (see .run/logs/bench-up.log)"
+  done
+  local w status=0
+  for w in $workloads; do
+    say "bench $w $quick..."
+    timeout 1500 dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --workload "$w" $quick \
+      --key-file "$KEY_FILE" --out "$results" || status=1
+  done
+  dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --report "$results" --doc "$ROOT/docs/benchmarks.md" || status=1
+  return "$status"
+}
+
 # --- test -----------------------------------------------------------------------------------
 cmd_test() {
   ensure_dotnet
@@ -265,6 +315,7 @@ PY
 
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
   test) shift; cmd_test "$@" ;;
   token) shift; cmd_token "$@" ;;
   rtctl) shift; ensure_dotnet
