@@ -34,6 +34,12 @@ internal static class BenchReport
             }
         }
 
+        foreach (var r in results.Where(r => (bool?)r["valid"] == false))
+        {
+            text.AppendLine().AppendLine(CultureInfo.InvariantCulture,
+                $"**{r["workload"]} is invalid:** the generator used {(double?)r["generatorCpuShare"]:P0} of a core (limit 70%), so its latencies measure the generator as much as the system. On this 2-core machine the generator and the system under test share the cores; its figures are kept for the record, not for comparison.");
+        }
+
         text.AppendLine().AppendLine("Per process (CPU seconds during the run, peak RSS):").AppendLine();
         foreach (var r in results)
         {
