@@ -7,7 +7,7 @@
 #   ./realtime.sh token --user alice --channels 'room:*'
 #                                    print a dev token the stack started by `up` accepts
 #   ./realtime.sh rtctl <args...>    run the operator's CLI from this checkout
-#   ./realtime.sh bench [--quick] [--workload W2|W6]
+#   ./realtime.sh bench [--quick] [--workload W2|W6] [--subscribers N --rate R --seconds S]
 #                                    start the stack, run the load generator, write
 #                                    bench/results/<date>/*.json and docs/benchmarks.md, stop
 #
@@ -246,10 +246,11 @@ stop_bench_stack() { # the stack bench started: its whole process group (setsid 
 cmd_bench() {
   ensure_dotnet
   ensure_redis
-  local quick="" workloads="W2 W6"
+  local quick="" workloads="W2 W6" extra=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --quick) quick="--quick" ;;
+      --rate|--subscribers|--seconds) extra+=("$1" "${2:?$1 needs a value}"); shift ;;
       --workload) shift; workloads="${1:?--workload needs W2 or W6}" ;;
       --peers) die "--peers: the SignalR and Socket.IO peers are not built yet (issue 7)" ;;
       *) die "bench: unknown option $1" ;;
@@ -274,7 +275,7 @@ cmd_bench() {
   for w in $workloads; do
     say "bench $w $quick..."
     timeout 1500 dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --workload "$w" $quick \
-      --key-file "$KEY_FILE" --out "$results" || status=1
+      --key-file "$KEY_FILE" --out "$results" ${extra[@]+"${extra[@]}"} || status=1
   done
   dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --report "$results" --doc "$ROOT/docs/benchmarks.md" || status=1
   return "$status"
