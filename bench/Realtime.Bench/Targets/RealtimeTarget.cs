@@ -34,9 +34,11 @@ internal sealed class RealtimeTarget : IBenchTarget
 
     public IReadOnlyList<(string Name, int Pid)> Processes() => ProcessSample.FindStack();
 
-    public async Task<IBenchSubscriber> SubscribeAsync(int index, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken) =>
+    public int Instances => Gateways.Length;
+
+    public async Task<IBenchSubscriber> SubscribeAsync(int index, int instance, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken) =>
         // One subject per subscriber: the per-user connection cap applies to benchmarks too.
-        await RealtimeSubscriber.ConnectAsync(Gateways[index % Gateways.Length], _tokenFor($"bench-{index}"), source, channel, onEvent, cancellationToken);
+        await RealtimeSubscriber.ConnectAsync(Gateways[instance], _tokenFor($"bench-{index}"), source, channel, onEvent, cancellationToken);
 
     public Task PublishAsync(string channel, long n, CancellationToken cancellationToken) =>
         _publisher.PublishAsync(
@@ -93,6 +95,10 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
 
         return subscriber;
     }
+
+    public void Abort() => throw new NotImplementedException("W4 needs it");
+
+    public Task ReconnectAsync(CancellationToken cancellationToken) => throw new NotImplementedException("W4 needs it");
 
     public async ValueTask DisposeAsync()
     {

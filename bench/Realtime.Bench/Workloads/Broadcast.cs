@@ -21,7 +21,7 @@ internal static class Broadcast
             for (var i = 0; i < subscribers; i++)
             {
                 var index = i;
-                clients.Add(await target.SubscribeAsync(i, SourceAddresses.For(i), channel, (micros, n) =>
+                clients.Add(await target.SubscribeAsync(i, i % target.Instances, SourceAddresses.For(i), channel, (micros, n) =>
                 {
                     measurement.RecordMicros(micros);
                     ledger.Record(index, n);
