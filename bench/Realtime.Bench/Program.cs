@@ -33,6 +33,9 @@ await using IBenchTarget target = Targets.Create(options.Get("target") ?? "realt
 var result = workload switch
 {
     "W2" => await Broadcast.RunAsync(target, Int("subscribers", 200, 5000), Int("rate", 20, 10), TimeSpan.FromSeconds(Int("seconds", 10, 30)), deadline.Token),
+    "W1" => await Idle.RunAsync(target, quick ? [500, 1000] : [10_000, 19_000], TimeSpan.FromSeconds(quick ? 3 : 20), deadline.Token),
+    "W3" => await ManyChannels.RunAsync(target, Int("channels", 200, 10_000), Int("rate", 200, 1000), TimeSpan.FromSeconds(Int("seconds", 5, 20)), deadline.Token),
+    "W4" => await ReconnectStorm.RunAsync(target, Int("clients", 200, 5000), Int("rate", 10, 10), TimeSpan.FromSeconds(Int("seconds", 9, 30)), deadline.Token),
     "W6" => await Replay.RunAsync(TokenFor("bench-replay"), quick ? 2_000 : 10_000, deadline.Token),
     _ => throw new ArgumentException($"unknown workload {workload} (W2, W6)"),
 };

@@ -103,7 +103,15 @@ public sealed class LimitsTests(LimitsTests.Pipeline shared, ITestOutputHelper o
         Assert.All(limited, r => Assert.Equal("rate_limited", (string?)r["code"]));
         Assert.All(limited, r => Assert.InRange((long)r["retryAfterMs"]!, 1L, 1_000L));
 
-        await Task.Delay(TimeSpan.FromMilliseconds((long)limited[^1]["retryAfterMs"]!));
+        // Waited out on the monotonic clock: Task.Delay runs on a coarse tick on Linux (a few ms)
+        // and can return before a short delay has passed, which would be the client retrying early.
+        var retryAfter = TimeSpan.FromMilliseconds((long)limited[^1]["retryAfterMs"]!);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (waited.Elapsed < retryAfter)
+        {
+            await Task.Delay(1);
+        }
+
         var after = await client.PublishAsync(channel, 99);
         Assert.True((string?)after["type"] == "ack", after.ToJsonString());
     }

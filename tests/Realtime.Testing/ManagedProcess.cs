@@ -298,11 +298,23 @@ public sealed partial class ManagedProcess : IAsyncDisposable
 
         var descendants = ProcessTree.Descendants(Pid);
         _ = SysKill(Pid, SigTerm);
-        try
+        // The grace is a promise to the process: timers run on a coarse tick on Linux and may fire a
+        // few milliseconds early, so the remaining time is measured on the monotonic clock.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var exited = false;
+        while (!exited && clock.Elapsed < grace)
         {
-            await _exit.WaitAsync(grace);
+            try
+            {
+                await _exit.WaitAsync(grace - clock.Elapsed + TimeSpan.FromMilliseconds(1));
+                exited = true;
+            }
+            catch (TimeoutException)
+            {
+            }
         }
-        catch (TimeoutException)
+
+        if (!exited)
         {
             KillTree(Pid, _process);
             await WaitForExitAsync(KillWait);

@@ -53,52 +53,50 @@ internal sealed class RealtimeTarget : IBenchTarget
     }
 }
 
-/// <summary>One WebSocket subscriber bound to a source address, reading frames and reporting each event's latency.</summary>
+/// <summary>
+/// One WebSocket subscriber bound to a source address, reading frames and reporting each event's
+/// latency. It keeps its channel's last position, so a reconnect resumes with <c>since</c>.
+/// </summary>
 internal sealed class RealtimeSubscriber : IBenchSubscriber
 {
-    private readonly ClientWebSocket _socket;
+    private readonly Uri _gateway;
+    private readonly string _token;
+    private readonly IPAddress _source;
+    private readonly string _channel;
+    private readonly Action<long, long> _onEvent;
     private readonly CancellationTokenSource _stop = new();
+    private ClientWebSocket _socket = new();
     private Task _reader = Task.CompletedTask;
+    private string? _epoch;
+    private ulong _seq;
 
-    private RealtimeSubscriber(ClientWebSocket socket) => _socket = socket;
+    private RealtimeSubscriber(Uri gateway, string token, IPAddress source, string channel, Action<long, long> onEvent)
+    {
+        (_gateway, _token, _source, _channel, _onEvent) = (gateway, token, source, channel, onEvent);
+    }
 
+    /// <summary>Connects and subscribes; with <paramref name="since"/> it completes once the subscribe is sent (the replay follows).</summary>
     public static async Task<RealtimeSubscriber> ConnectAsync(Uri gateway, string token, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken, (string Epoch, ulong Seq)? since = null)
     {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (context, ct) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                socket.Bind(new IPEndPoint(source, 0));
-                await socket.ConnectAsync(context.DnsEndPoint, ct);
-                return new NetworkStream(socket, ownsSocket: true);
-            },
-        };
-        var client = new ClientWebSocket();
-        client.Options.SetRequestHeader("Authorization", $"Bearer {token}");
-        using var invoker = new HttpMessageInvoker(handler);
-        await client.ConnectAsync(gateway, invoker, cancellationToken);
-        var subscriber = new RealtimeSubscriber(client);
-        var ok = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        subscriber._reader = subscriber.ReadAsync(onEvent, ok);
-        var frame = new JsonObject { ["type"] = "subscribe", ["id"] = "s", ["channel"] = channel };
+        var subscriber = new RealtimeSubscriber(gateway, token, source, channel, onEvent);
         if (since is { } position)
         {
-            frame["since"] = new JsonObject { ["epoch"] = position.Epoch, ["seq"] = position.Seq };
+            (subscriber._epoch, subscriber._seq) = position;
         }
 
-        await client.SendAsync(Encoding.UTF8.GetBytes(frame.ToJsonString()), WebSocketMessageType.Text, true, cancellationToken);
-        if (since is null)
-        {
-            await ok.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-        }
-
+        await subscriber.ConnectAsync(waitForOk: since is null, cancellationToken);
         return subscriber;
     }
 
-    public void Abort() => throw new NotImplementedException("W4 needs it");
+    public void Abort() => _socket.Abort();
 
-    public Task ReconnectAsync(CancellationToken cancellationToken) => throw new NotImplementedException("W4 needs it");
+    public async Task ReconnectAsync(CancellationToken cancellationToken)
+    {
+        await _reader.ContinueWith(_ => { }, TaskScheduler.Default);
+        _socket.Dispose();
+        _socket = new ClientWebSocket();
+        await ConnectAsync(waitForOk: true, cancellationToken);
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -109,9 +107,49 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
         _stop.Dispose();
     }
 
-    private async Task ReadAsync(Action<long, long> onEvent, TaskCompletionSource ok)
+    private async Task ConnectAsync(bool waitForOk, CancellationToken cancellationToken)
     {
-        var buffer = new byte[64 * 1024];
+        var source = _source;
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    socket.Bind(new IPEndPoint(source, 0));
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        _socket.Options.SetRequestHeader("Authorization", $"Bearer {_token}");
+        using var invoker = new HttpMessageInvoker(handler, disposeHandler: false);
+        await _socket.ConnectAsync(_gateway, invoker, cancellationToken);
+        var ok = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _reader = ReadAsync(_socket, ok);
+        var frame = new JsonObject { ["type"] = "subscribe", ["id"] = "s", ["channel"] = _channel };
+        if (_epoch is not null)
+        {
+            frame["since"] = new JsonObject { ["epoch"] = _epoch, ["seq"] = _seq };
+        }
+
+        await _socket.SendAsync(Encoding.UTF8.GetBytes(frame.ToJsonString()), WebSocketMessageType.Text, true, cancellationToken);
+        if (waitForOk)
+        {
+            await ok.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        }
+    }
+
+    private async Task ReadAsync(ClientWebSocket socket, TaskCompletionSource ok)
+    {
+        // Event frames are a few hundred bytes; a larger one is cut at the buffer and scanned as far as it goes.
+        var buffer = new byte[8 * 1024];
         try
         {
             while (!_stop.IsCancellationRequested)
@@ -120,7 +158,7 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
                 ValueWebSocketReceiveResult result;
                 do
                 {
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(count), _stop.Token);
+                    result = await socket.ReceiveAsync(buffer.AsMemory(count), _stop.Token);
                     count += result.Count;
                 }
                 while (!result.EndOfMessage && count < buffer.Length);
@@ -130,10 +168,12 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
                     return;
                 }
 
-                var (type, t, n) = Scan(buffer.AsSpan(0, count));
+                var frame = buffer.AsSpan(0, count);
+                var (type, t, n) = Scan(frame);
                 if (type == "event")
                 {
-                    onEvent(Clock.NowMicros() - t, n);
+                    _onEvent(Clock.NowMicros() - t, n);
+                    KeepPosition(frame);
                 }
                 else if (type == "ok")
                 {
@@ -143,6 +183,26 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {
+        }
+    }
+
+    private void KeepPosition(ReadOnlySpan<byte> frame)
+    {
+        var seq = (ulong)PayloadScan.Number(frame, "\"seq\":"u8);
+        if (seq == 0)
+        {
+            return;
+        }
+
+        _seq = seq;
+        if (_epoch is null)
+        {
+            var at = frame.IndexOf("\"epoch\":\""u8);
+            if (at >= 0)
+            {
+                var value = frame[(at + 9)..];
+                _epoch = Encoding.UTF8.GetString(value[..value.IndexOf((byte)'"')]);
+            }
         }
     }
 

@@ -1,0 +1,673 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using Google.Protobuf;
+using Realtime.Contracts;
+using Realtime.Contracts.V1;
+using Realtime.Hosting;
+using StackExchange.Redis;
+
+namespace Realtime.Bench.Workloads;
+
+/// <summary>
+/// W5 (ours only): the fanout router alone. Events per second one fanout instance routes from the
+/// ingress topic to node topics when every event goes to 1, 10 or 100 target nodes.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Per node count N: N synthetic gateway nodes are registered in Redis exactly as a gateway does it
+/// (liveness key with its TTL refreshed by a heartbeat, the <c>nodes</c> listing, stats, and for every
+/// channel of the run the route set entry plus the node's own route list), with their delivery topics
+/// created the way a gateway gets its topic (a metadata request that may create it). Nobody consumes
+/// those topics. The fanout is paused (<c>POST /admin/pause</c>), the run's events are written into
+/// the ingress topic as valid <c>EventEnvelope</c> records keyed by channel (idempotent, acks=all
+/// producer), then the fanout is resumed and the clock runs until every node topic's high watermark has
+/// grown by the number of events. Watermarks keep growing when the embedded broker drops old data of a
+/// partition, so they count what was written even when the topic holds less.
+/// </para>
+/// <para>
+/// Channels are spread evenly over the ingress partitions (channel i to partition i mod P, key = channel,
+/// so a channel still lives in one partition, which is all the sequencer relies on). The events of a run
+/// must fit the embedded broker's per-partition retention (about 5 MiB) while the fanout is paused: the
+/// run checks that no partition's log start moved past the run's first offset.
+/// </para>
+/// </remarks>
+internal static class Router
+{
+    private const string Subject = "bench-w5";
+    private const string NodePrefix = "w5-node-";
+    private static readonly TimeSpan LivenessTtl = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan StallLimit = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan KafkaTimeout = TimeSpan.FromSeconds(10);
+
+    public static async Task<JsonObject> RunAsync(Args options, bool quick, CancellationToken cancellationToken)
+    {
+        var settings = Settings.From(options, quick);
+        var names = new PipelineNames(settings.Namespace);
+        var kafka = new KafkaOptions { BootstrapServers = settings.Kafka };
+        var redisOptions = ConfigurationOptions.Parse(settings.Redis);
+        redisOptions.ClientName = "bench-w5";
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(redisOptions);
+        var redisPort = redisOptions.EndPoints.OfType<System.Net.IPEndPoint>().FirstOrDefault()?.Port
+            ?? redisOptions.EndPoints.OfType<System.Net.DnsEndPoint>().FirstOrDefault()?.Port ?? 6379;
+        var stack = StackProcesses(settings, redisPort);
+        if (!stack.Any(p => p.Name == "fanout"))
+        {
+            throw new InvalidOperationException($"no fanout process serving {settings.FanoutUrl} found: is the stack `./realtime.sh up` starts running?");
+        }
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var admin = new AdminClientBuilder(KafkaClientSettings.Admin(kafka, "bench-w5-admin")).SetLogHandler((_, _) => { }).Build();
+        using var positions = new ConsumerBuilder<Ignore, Ignore>(KafkaClientSettings.PositionReader(kafka, names.FanoutGroupId, "bench-w5-position"))
+            .SetLogHandler((_, _) => { }).Build();
+        var ingress = Partitions(admin, names.IngressTopic);
+        var maxNodes = settings.NodeCounts.Max();
+        var nodes = Enumerable.Range(0, maxNodes).Select(i => $"{NodePrefix}{i:D3}").ToArray();
+        var nodePartitions = EnsureNodeTopics(kafka, names, nodes);
+
+        var total = new Measurement(() => stack);
+        total.Start();
+        var runs = new JsonArray();
+        long expected = 0, delivered = 0;
+        var paused = false;
+        try
+        {
+            // Whatever is still in the ingress topic would be routed in our window: let the fanout finish it first.
+            var caughtUp = await WaitCommittedAsync(positions, admin, ingress, null, TimeSpan.FromSeconds(60), cancellationToken);
+            foreach (var count in settings.NodeCounts)
+            {
+                var events = (int)Math.Min(settings.Events, settings.MaxOutputRecords / count);
+                var run = await RunOnceAsync(new RunContext(settings, names, kafka, redis.GetDatabase(), http, admin, positions, stack, ingress),
+                    nodes[..count], nodePartitions, events, p => paused = p, cancellationToken);
+                run["fanoutCaughtUpBefore"] = caughtUp is not null;
+                runs.Add(run);
+                expected += (long)run["outputRecords"]!;
+                delivered += (long)run["delivered"]!;
+                caughtUp = run["committedSeconds"] is not null ? 0.0 : null;
+                Console.WriteLine($"W5 {count} target node(s): {events} events in {run["seconds"]} s = {run["eventsPerSecond"]} events/s, {run["outputRecordsPerSecond"]} records/s; fanout {run["fanoutCpuSeconds"]} CPU s; lost {run["lost"]}");
+            }
+        }
+        finally
+        {
+            if (paused)
+            {
+                // Never leave the stack paused, whatever happened.
+                await FanoutAsync(http, settings.FanoutUrl, "resume", CancellationToken.None);
+            }
+        }
+
+        var parameters = new JsonObject
+        {
+            ["targetNodes"] = new JsonArray([.. settings.NodeCounts.Select(n => JsonValue.Create(n))]),
+            ["events"] = settings.Events,
+            ["maxOutputRecordsPerRun"] = settings.MaxOutputRecords,
+            ["channels"] = settings.Channels,
+            ["ingressPartitions"] = ingress.Count,
+            ["nodeTopicPartitions"] = nodePartitions.Count == 0 ? 0 : nodePartitions.Values.First().Count,
+            ["routing"] = "every channel is routed to every target node: outputRecords = events x targetNodes",
+        };
+        var report = total.Finish("W5", "realtime", parameters, expected, delivered, withLatency: false);
+        report["window"] = "top level: the whole workload (setup, pre-producing and routing of every run); runs[]: each run's routing window only";
+        report["runs"] = runs;
+        var byNodes = new JsonObject();
+        foreach (var run in runs)
+        {
+            byNodes[((int)run!["targetNodes"]!).ToString(CultureInfo.InvariantCulture)] = (double)run["eventsPerSecond"]!;
+        }
+
+        report["eventsPerSecondByTargetNodes"] = byNodes;
+        report["duplicates"] = runs.Sum(r => (long)r!["duplicates"]!);
+        report["allRunsValid"] = runs.All(r => (bool)r!["valid"]!);
+        if (runs.FirstOrDefault(r => (int)r!["targetNodes"]! == 10) is { } ten)
+        {
+            report["goal"] = new JsonObject
+            {
+                ["targetNodes"] = 10,
+                ["eventsPerSecond"] = 200_000,
+                ["measured"] = (double)ten["eventsPerSecond"]!,
+                ["met"] = (double)ten["eventsPerSecond"]! >= 200_000,
+            };
+        }
+
+        return report;
+    }
+
+    private sealed record RunContext(
+        Settings Settings,
+        PipelineNames Names,
+        KafkaOptions Kafka,
+        IDatabase Db,
+        HttpClient Http,
+        IAdminClient Admin,
+        IConsumer<Ignore, Ignore> Positions,
+        IReadOnlyList<(string Name, int Pid)> Stack,
+        IReadOnlyList<TopicPartition> Ingress);
+
+    private static async Task<JsonObject> RunOnceAsync(
+        RunContext context,
+        string[] nodes,
+        Dictionary<string, List<TopicPartition>> nodePartitions,
+        int events,
+        Action<bool> setPaused,
+        CancellationToken cancellationToken)
+    {
+        var (settings, names, db) = (context.Settings, context.Names, context.Db);
+        var runId = Guid.NewGuid().ToString("N")[..8];
+        var channels = Enumerable.Range(0, settings.Channels).Select(i => $"bench:w5-{runId}-{nodes.Length}:{i}").ToArray();
+        var outputs = nodes.SelectMany(n => nodePartitions[names.NodeTopic(n)]).ToList();
+        await using var registration = await SyntheticNodes.RegisterAsync(db, names, nodes, channels);
+        try
+        {
+            await FanoutAsync(context.Http, settings.FanoutUrl, "pause", cancellationToken);
+            setPaused(true);
+            var ingressStart = await OffsetsAsync(context.Admin, context.Ingress, OffsetSpec.Latest());
+            var producing = Stopwatch.StartNew();
+            var (produceFailures, recordBytes) = Produce(context.Kafka, names.IngressTopic, context.Ingress, channels, events);
+            var producedSeconds = producing.Elapsed.TotalSeconds;
+            var ingressEnd = await OffsetsAsync(context.Admin, context.Ingress, OffsetSpec.Latest());
+            var ingressLow = await OffsetsAsync(context.Admin, context.Ingress, OffsetSpec.Earliest());
+            var written = context.Ingress.Sum(p => ingressEnd[p] - ingressStart[p]);
+            if (produceFailures > 0 || written != events)
+            {
+                throw new InvalidOperationException($"pre-producing failed: {produceFailures} failed produces, {written} records written to {names.IngressTopic} instead of {events} (is something else writing to it?)");
+            }
+
+            if (context.Ingress.FirstOrDefault(p => ingressLow[p] > ingressStart[p]) is { } trimmed)
+            {
+                throw new InvalidOperationException($"the embedded broker dropped records of this run from {trimmed} before they were routed (log start {ingressLow[trimmed]} > first offset {ingressStart[trimmed]}): lower --events (the limit is about 5 MiB per ingress partition)");
+            }
+
+            var before = await OffsetsAsync(context.Admin, outputs, OffsetSpec.Latest());
+            var expected = (long)events * nodes.Length;
+            var measurement = new Measurement(() => context.Stack);
+            var fanoutBefore = ProcessOf(context.Stack, "fanout");
+            measurement.Start();
+            var clock = Stopwatch.StartNew();
+            await FanoutAsync(context.Http, settings.FanoutUrl, "resume", cancellationToken);
+            setPaused(false);
+            var resumeSeconds = clock.Elapsed.TotalSeconds;
+
+            // Until every node topic grew by the run's events, or nothing moved for StallLimit.
+            long delivered = 0, duplicates = 0;
+            double? firstOutput = null, tenth = null, ninetieth = null;
+            var lastProgress = clock.Elapsed;
+            while (true)
+            {
+                var now = await OffsetsAsync(context.Admin, outputs, OffsetSpec.Latest());
+                long sum = 0, extra = 0;
+                foreach (var node in nodes)
+                {
+                    var grown = nodePartitions[names.NodeTopic(node)].Sum(p => now[p] - before[p]);
+                    sum += Math.Min(grown, events);
+                    extra += Math.Max(0, grown - events);
+                }
+
+                var elapsed = clock.Elapsed;
+                if (sum > delivered)
+                {
+                    lastProgress = elapsed;
+                    firstOutput ??= elapsed.TotalSeconds;
+                    if (tenth is null && sum >= expected / 10)
+                    {
+                        tenth = elapsed.TotalSeconds;
+                    }
+
+                    if (ninetieth is null && sum >= expected * 9 / 10)
+                    {
+                        ninetieth = elapsed.TotalSeconds;
+                    }
+                }
+
+                (delivered, duplicates) = (sum, extra);
+                if (delivered >= expected || elapsed - lastProgress > StallLimit)
+                {
+                    break;
+                }
+
+                await Task.Delay(PollInterval, cancellationToken);
+            }
+
+            var seconds = clock.Elapsed.TotalSeconds;
+            var fanoutAfter = ProcessOf(context.Stack, "fanout");
+            var run = measurement.Finish("W5", "realtime", new JsonObject { ["targetNodes"] = nodes.Length, ["events"] = events }, expected, delivered, withLatency: false);
+
+            // Acknowledged by every node topic and committed (auto-commit every 500 ms): the next run starts clean.
+            var committed = await WaitCommittedAsync(context.Positions, context.Admin, context.Ingress, ingressEnd, StallLimit, cancellationToken);
+            var sequenced = await SequencedAsync(db, names, channels);
+            var fanoutCpu = fanoutAfter is not null && fanoutBefore is not null ? fanoutAfter.CpuSeconds - fanoutBefore.CpuSeconds : (double?)null;
+            var steady = tenth is { } t10 && ninetieth is { } t90 && t90 > t10 ? expected * 0.8 / (t90 - t10) : (double?)null;
+            var summary = new JsonObject
+            {
+                ["targetNodes"] = nodes.Length,
+                ["events"] = events,
+                ["channels"] = channels.Length,
+                ["outputRecords"] = expected,
+                ["delivered"] = delivered,
+                ["lost"] = Math.Max(0, expected - delivered),
+                ["duplicates"] = duplicates,
+                ["sequenced"] = sequenced,
+                ["seconds"] = Math.Round(seconds, 3),
+                ["eventsPerSecond"] = Math.Round(delivered / (double)nodes.Length / seconds, 0),
+                ["outputRecordsPerSecond"] = Math.Round(delivered / seconds, 0),
+                // Between 10% and 90% of the outputs: without the start (fetch after resume, first lookups) and the tail.
+                ["steadyEventsPerSecond"] = steady is { } s ? Math.Round(s / nodes.Length, 0) : null,
+                ["steadyOutputRecordsPerSecond"] = steady is { } r ? Math.Round(r, 0) : null,
+                ["resumeSeconds"] = Math.Round(resumeSeconds, 3),
+                ["firstOutputSeconds"] = firstOutput is { } f ? Math.Round(f, 3) : null,
+                ["committedSeconds"] = committed is { } c ? Math.Round(seconds + c, 3) : null,
+                ["fanoutCpuSeconds"] = fanoutCpu is { } cpu ? Math.Round(cpu, 3) : null,
+                ["fanoutCores"] = fanoutCpu is { } busy ? Math.Round(busy / seconds, 2) : null,
+                ["fanoutCpuMicrosPerEvent"] = fanoutCpu is { } perEvent && delivered > 0 ? Math.Round(perEvent * 1e6 * nodes.Length / delivered, 2) : null,
+                ["fanoutPeakRssMiB"] = fanoutAfter is not null ? Math.Round(fanoutAfter.PeakRssKiB / 1024.0, 1) : null,
+                ["ingressRecordBytes"] = Math.Round(recordBytes, 1),
+                ["preProduceSeconds"] = Math.Round(producedSeconds, 3),
+                ["cpuSeconds"] = run["cpuSeconds"]?.DeepClone(),
+                ["cpuSecondsPerMillionDeliveries"] = run["cpuSecondsPerMillionDeliveries"]?.DeepClone(),
+                ["generatorCpuShare"] = run["generatorCpuShare"]?.DeepClone(),
+                ["valid"] = run["valid"]?.DeepClone(),
+                ["processes"] = run["processes"]?.DeepClone(),
+            };
+            await registration.ForgetChannelsAsync();
+            return summary;
+        }
+        finally
+        {
+            // A failed run must not leave routing paused.
+            await FanoutAsync(context.Http, settings.FanoutUrl, "resume", CancellationToken.None);
+            setPaused(false);
+        }
+    }
+
+    /// <summary>
+    /// Writes the run's events into the ingress topic: valid envelopes, keyed by channel, round robin
+    /// over the channels, channel i in ingress partition i mod P. Returns failed produces and the mean
+    /// record size (key + value).
+    /// </summary>
+    private static (long Failures, double RecordBytes) Produce(KafkaOptions kafka, string topic, IReadOnlyList<TopicPartition> partitions, string[] channels, int events)
+    {
+        var config = KafkaClientSettings.DurableProducer(kafka, "bench-w5-ingress");
+        // A batch producer (same durability as a gateway's): fewer, larger requests.
+        config.LingerMs = 5;
+        config.BatchSize = 1_000_000;
+        config.QueueBufferingMaxMessages = 1_000_000;
+        config.QueueBufferingMaxKbytes = 1_048_576;
+        long failures = 0, bytes = 0;
+        using var producer = new ProducerBuilder<byte[], byte[]>(config).SetLogHandler((_, _) => { }).Build();
+        var keys = channels.Select(Encoding.UTF8.GetBytes).ToArray();
+        void OnReport(DeliveryReport<byte[], byte[]> report)
+        {
+            if (report.Error.IsError)
+            {
+                Interlocked.Increment(ref failures);
+            }
+        }
+
+        for (var n = 0; n < events; n++)
+        {
+            var c = n % channels.Length;
+            var now = DateTimeOffset.UtcNow;
+            var envelope = new EventEnvelope
+            {
+                EventId = Guid.CreateVersion7(now).ToString("N"),
+                Channel = channels[c],
+                EventType = "bench",
+                Payload = ByteString.CopyFromUtf8($"{{\"t\":{Clock.NowMicros()},\"n\":{n}}}"),
+                ContentType = "application/json",
+                SchemaVersion = 1,
+                PublishedAtUnixMs = now.ToUnixTimeMilliseconds(),
+                Publisher = new PublisherIdentity { Subject = Subject, NodeId = "bench", Origin = PublishOrigin.Grpc },
+            }.ToByteArray();
+            bytes += keys[c].Length + envelope.Length;
+            var message = new Message<byte[], byte[]> { Key = keys[c], Value = envelope };
+            var partition = new TopicPartition(topic, partitions[c % partitions.Count].Partition);
+            while (true)
+            {
+                try
+                {
+                    producer.Produce(partition, message, OnReport);
+                    break;
+                }
+                catch (ProduceException<byte[], byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+                {
+                    producer.Poll(TimeSpan.FromMilliseconds(50));
+                }
+            }
+        }
+
+        if (producer.Flush(TimeSpan.FromSeconds(60)) > 0)
+        {
+            throw new InvalidOperationException("pre-producing did not finish within 60 s");
+        }
+
+        return (Interlocked.Read(ref failures), bytes / (double)Math.Max(1, events));
+    }
+
+    /// <summary>
+    /// Creates the synthetic nodes' delivery topics the way a gateway gets its own: a metadata request
+    /// from a client that allows auto-creation (the embedded broker creates them with 4 partitions).
+    /// </summary>
+    private static Dictionary<string, List<TopicPartition>> EnsureNodeTopics(KafkaOptions kafka, PipelineNames names, string[] nodes)
+    {
+        var config = KafkaClientSettings.PositionReader(kafka, "bench-w5", "bench-w5-topics");
+        config.AllowAutoCreateTopics = true;
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).SetLogHandler((_, _) => { }).Build();
+        using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
+        var result = new Dictionary<string, List<TopicPartition>>(StringComparer.Ordinal);
+        foreach (var node in nodes)
+        {
+            var topic = names.NodeTopic(node);
+            for (var attempt = 0; ; attempt++)
+            {
+                var found = admin.GetMetadata(topic, KafkaTimeout).Topics.FirstOrDefault(t => t.Topic == topic);
+                if (found is { Partitions.Count: > 0 } && found.Error.Code == ErrorCode.NoError)
+                {
+                    result[topic] = [.. found.Partitions.Select(p => new TopicPartition(topic, p.PartitionId)).OrderBy(p => p.Partition.Value)];
+                    break;
+                }
+
+                if (attempt == 50)
+                {
+                    throw new InvalidOperationException($"topic {topic} was not created ({found?.Error.Reason ?? "not in metadata"})");
+                }
+
+                Thread.Sleep(100);
+            }
+        }
+
+        return result;
+    }
+
+    private static List<TopicPartition> Partitions(IAdminClient admin, string topic)
+    {
+        var found = admin.GetMetadata(topic, KafkaTimeout).Topics.FirstOrDefault(t => t.Topic == topic);
+        if (found is not { Partitions.Count: > 0 } || found.Error.IsError)
+        {
+            throw new InvalidOperationException($"topic {topic} not found ({found?.Error.Reason})");
+        }
+
+        return [.. found.Partitions.Select(p => new TopicPartition(topic, p.PartitionId)).OrderBy(p => p.Partition.Value)];
+    }
+
+    /// <summary>Offsets of many partitions in one ListOffsets round trip per broker.</summary>
+    private static async Task<Dictionary<TopicPartition, long>> OffsetsAsync(IAdminClient admin, IReadOnlyList<TopicPartition> partitions, OffsetSpec spec)
+    {
+        var result = await admin.ListOffsetsAsync(
+            partitions.Select(p => new TopicPartitionOffsetSpec { TopicPartition = p, OffsetSpec = spec }),
+            new ListOffsetsOptions { RequestTimeout = KafkaTimeout });
+        return result.ResultInfos.ToDictionary(r => r.TopicPartitionOffsetError.TopicPartition, r => r.TopicPartitionOffsetError.Offset.Value);
+    }
+
+    /// <summary>
+    /// Waits until the fanout group's committed offsets reach <paramref name="targets"/> (or, when null,
+    /// the current end of every non-empty partition). Returns the seconds waited, or null on timeout.
+    /// </summary>
+    private static async Task<double?> WaitCommittedAsync(
+        IConsumer<Ignore, Ignore> positions,
+        IAdminClient admin,
+        IReadOnlyList<TopicPartition> partitions,
+        Dictionary<TopicPartition, long>? targets,
+        TimeSpan limit,
+        CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        Dictionary<TopicPartition, long>? low = null;
+        if (targets is null)
+        {
+            targets = await OffsetsAsync(admin, partitions, OffsetSpec.Latest());
+            low = await OffsetsAsync(admin, partitions, OffsetSpec.Earliest());
+        }
+
+        while (true)
+        {
+            var committed = positions.Committed(partitions, KafkaTimeout).ToDictionary(c => c.TopicPartition, c => c.Offset.Value);
+            if (partitions.All(p => committed[p] >= targets[p] || (low is not null && low[p] >= targets[p])))
+            {
+                return clock.Elapsed.TotalSeconds;
+            }
+
+            if (clock.Elapsed > limit)
+            {
+                return null;
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>How many events the fanout sequenced on the run's channels (their <c>seq</c>s).</summary>
+    private static async Task<long> SequencedAsync(IDatabase db, PipelineNames names, string[] channels)
+    {
+        var batch = db.CreateBatch();
+        var reads = channels.Select(c => batch.HashGetAsync(names.ChannelStateKey(c), "seq")).ToArray();
+        batch.Execute();
+        await Task.WhenAll(reads);
+        return reads.Sum(r => r.Result.IsNull ? 0 : (long)r.Result);
+    }
+
+    private static async Task FanoutAsync(HttpClient http, string fanoutUrl, string action, CancellationToken cancellationToken)
+    {
+        using var response = await http.PostAsync(new Uri($"{fanoutUrl}/admin/{action}"), null, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"POST {fanoutUrl}/admin/{action} answered {(int)response.StatusCode}");
+        }
+    }
+
+    private static ProcessSample? ProcessOf(IReadOnlyList<(string Name, int Pid)> stack, string name) =>
+        stack.FirstOrDefault(p => p.Name == name) is { Pid: > 0 } process ? ProcessSample.Read(process.Name, process.Pid) : null;
+
+    /// <summary>
+    /// The processes of the stack under test only (other stacks, e.g. a test run's, may run on the same
+    /// machine): its fanout by HTTP endpoint, its broker by listen address, its redis-server by port, its
+    /// gateways by the ports `./realtime.sh up` gives them.
+    /// </summary>
+    private static List<(string Name, int Pid)> StackProcesses(Settings settings, int redisPort)
+    {
+        var kafkaListen = $"--listen {settings.Kafka.Split(',')[0].Trim()}";
+        return [.. ProcessSample.FindStack().Where(p =>
+        {
+            string cmdline;
+            try
+            {
+                cmdline = File.ReadAllText($"/proc/{p.Pid}/cmdline").Replace('\0', ' ');
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+
+            return p.Name switch
+            {
+                "fanout" => cmdline.Contains($"HttpEndpoint={settings.FanoutUrl}", StringComparison.Ordinal)
+                    || (settings.FanoutUrl == "http://127.0.0.1:8090" && !cmdline.Contains("HttpEndpoint=", StringComparison.Ordinal)),
+                "kafka (embedded)" => cmdline.Contains(kafkaListen, StringComparison.Ordinal),
+                "redis-server" => cmdline.Contains($":{redisPort.ToString(CultureInfo.InvariantCulture)}", StringComparison.Ordinal),
+                _ => cmdline.Contains("HttpEndpoint=http://127.0.0.1:8080", StringComparison.Ordinal) || cmdline.Contains("HttpEndpoint=http://127.0.0.1:8081", StringComparison.Ordinal),
+            };
+        })];
+    }
+
+    /// <summary>What W5 measures and where the stack is: options, then the environment, then <c>.run/stack.env</c>.</summary>
+    private sealed record Settings(
+        IReadOnlyList<int> NodeCounts,
+        int Events,
+        long MaxOutputRecords,
+        int Channels,
+        string Namespace,
+        string Kafka,
+        string Redis,
+        string FanoutUrl)
+    {
+        public static Settings From(Args options, bool quick)
+        {
+            int Int(string name, int quickValue, int fullValue) =>
+                int.Parse(options.Get(name) ?? (quick ? quickValue : fullValue).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+            var counts = (options.Get("nodes") ?? "1,10,100")
+                .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(n => int.Parse(n, CultureInfo.InvariantCulture))
+                .ToList();
+            if (counts.Count == 0 || counts.Any(n => n is < 1 or > 999))
+            {
+                throw new ArgumentException("--nodes takes node counts of 1-999, e.g. 1,10,100");
+            }
+
+            return new Settings(
+                counts,
+                Int("events", 20_000, 200_000),
+                Int("max-output-records", 200_000, 2_000_000),
+                Int("channels", 100, 100),
+                options.Get("namespace") ?? PipelineNames.DefaultNamespace,
+                options.Get("kafka") ?? Environment.GetEnvironmentVariable("Kafka__BootstrapServers") ?? FromStackEnv("Kafka__BootstrapServers") ?? "127.0.0.1:9092",
+                options.Get("redis") ?? Environment.GetEnvironmentVariable("Redis__Configuration") ?? FromStackEnv("Redis__Configuration")
+                    ?? throw new ArgumentException("where is Redis? pass --redis HOST:PORT, set Redis__Configuration or run from the checkout whose .run/stack.env `./realtime.sh up` wrote"),
+                (options.Get("fanout") ?? "http://127.0.0.1:8090").TrimEnd('/'));
+        }
+
+        /// <summary>A value from the <c>export A=x B=y</c> line `./realtime.sh up` writes to .run/stack.env.</summary>
+        private static string? FromStackEnv(string name)
+        {
+            var path = Path.Combine(".run", "stack.env");
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+
+            foreach (var word in File.ReadAllText(path).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (word.StartsWith(name + "=", StringComparison.Ordinal))
+                {
+                    return word[(name.Length + 1)..].Trim('\'', '"');
+                }
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Synthetic gateway nodes in the routing table, written as <c>RouteRegistry</c> writes a gateway's
+    /// rows: at start the node clears routes a previous life left and heartbeats (liveness key with TTL,
+    /// the <c>nodes</c> listing, stats), then adds its route for every channel; a heartbeat every 2 s
+    /// keeps the liveness key; at the end it marks itself dead and removes its routes.
+    /// </summary>
+    private sealed class SyntheticNodes : IAsyncDisposable
+    {
+        private readonly IDatabase _db;
+        private readonly PipelineNames _names;
+        private readonly string[] _nodes;
+        private readonly string[] _channels;
+        private readonly CancellationTokenSource _stop = new();
+        private Task _heartbeats = Task.CompletedTask;
+
+        private SyntheticNodes(IDatabase db, PipelineNames names, string[] nodes, string[] channels) =>
+            (_db, _names, _nodes, _channels) = (db, names, nodes, channels);
+
+        public static async Task<SyntheticNodes> RegisterAsync(IDatabase db, PipelineNames names, string[] nodes, string[] channels)
+        {
+            var registration = new SyntheticNodes(db, names, nodes, channels);
+            await registration.RemoveRoutesAsync();
+            await registration.HeartbeatAsync();
+            var batch = db.CreateBatch();
+            var writes = new List<Task>();
+            foreach (var node in nodes)
+            {
+                foreach (var channel in channels)
+                {
+                    writes.Add(batch.SetAddAsync(names.RouteKey(channel), node));
+                }
+
+                writes.Add(batch.SetAddAsync(names.NodeRoutesKey(node), [.. channels.Select(c => (RedisValue)c)]));
+            }
+
+            batch.Execute();
+            await Task.WhenAll(writes);
+            registration._heartbeats = registration.HeartbeatLoopAsync();
+            return registration;
+        }
+
+        /// <summary>Deletes what the fanout stored for the run's channels (positions, index, recent window).</summary>
+        public async Task ForgetChannelsAsync()
+        {
+            var batch = _db.CreateBatch();
+            var deletes = _channels.Select(c => batch.KeyDeleteAsync(
+                [_names.ChannelStateKey(c), _names.ChannelIndexKey(c), _names.ChannelRecentKey(c)])).ToArray();
+            batch.Execute();
+            await Task.WhenAll(deletes);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _heartbeats;
+            var batch = _db.CreateBatch();
+            var writes = new List<Task>();
+            foreach (var node in _nodes)
+            {
+                writes.Add(batch.KeyDeleteAsync(_names.NodeAliveKey(node)));
+                writes.Add(batch.SortedSetRemoveAsync(_names.NodesKey, node));
+                writes.Add(batch.KeyDeleteAsync(_names.NodeStatsKey(node)));
+            }
+
+            batch.Execute();
+            await Task.WhenAll(writes);
+            await RemoveRoutesAsync();
+            _stop.Dispose();
+        }
+
+        private async Task RemoveRoutesAsync()
+        {
+            foreach (var node in _nodes)
+            {
+                var channels = await _db.SetMembersAsync(_names.NodeRoutesKey(node));
+                var batch = _db.CreateBatch();
+                var removals = channels.Select(c => batch.SetRemoveAsync(_names.RouteKey((string)c!), node)).ToList();
+                removals.Add(batch.KeyDeleteAsync(_names.NodeRoutesKey(node)));
+                batch.Execute();
+                await Task.WhenAll(removals);
+            }
+        }
+
+        private async Task HeartbeatAsync()
+        {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var batch = _db.CreateBatch();
+            var writes = new List<Task>(_nodes.Length * 4);
+            foreach (var node in _nodes)
+            {
+                var stats = _names.NodeStatsKey(node);
+                writes.Add(batch.StringSetAndGetAsync(_names.NodeAliveKey(node), now, LivenessTtl));
+                writes.Add(batch.SortedSetAddAsync(_names.NodesKey, node, now));
+                writes.Add(batch.HashSetAsync(stats, [new HashEntry("connections", 0), new HashEntry("heartbeat", now)]));
+                writes.Add(batch.KeyExpireAsync(stats, LivenessTtl * 3));
+            }
+
+            batch.Execute();
+            await Task.WhenAll(writes);
+        }
+
+        private async Task HeartbeatLoopAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(HeartbeatInterval, _stop.Token);
+                    await HeartbeatAsync();
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    Console.Error.WriteLine($"W5: heartbeat of the synthetic nodes failed: {e.Message}");
+                }
+            }
+        }
+    }
+}
