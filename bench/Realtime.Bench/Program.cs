@@ -29,15 +29,16 @@ string TokenFor(string subject) => DevTokens.Mint(key, subject, ["*"], TimeSpan.
 int Int(string name, int quickValue, int fullValue) => int.Parse(options.Get(name) ?? (quick ? quickValue : fullValue).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(quick ? 3 : 20));
 
-await using IBenchTarget target = Targets.Create(options.Get("target") ?? "realtime", TokenFor);
+await using IBenchTarget target = Targets.Create(options.Get("target") ?? "realtime", TokenFor, options.Get("peer-run-dir") ?? Path.Combine(".run", "peers"));
 var result = workload switch
 {
     "W2" => await Broadcast.RunAsync(target, Int("subscribers", 200, 5000), Int("rate", 20, 10), TimeSpan.FromSeconds(Int("seconds", 10, 30)), deadline.Token),
     "W1" => await Idle.RunAsync(target, quick ? [500, 1000] : [10_000, 19_000], TimeSpan.FromSeconds(quick ? 3 : 20), deadline.Token),
     "W3" => await ManyChannels.RunAsync(target, Int("channels", 200, 10_000), Int("rate", 200, 1000), TimeSpan.FromSeconds(Int("seconds", 5, 20)), deadline.Token),
     "W4" => await ReconnectStorm.RunAsync(target, Int("clients", 200, 5000), Int("rate", 10, 10), TimeSpan.FromSeconds(Int("seconds", 9, 30)), deadline.Token),
+    "W5" => await Router.RunAsync(options, quick, deadline.Token),
     "W6" => await Replay.RunAsync(TokenFor("bench-replay"), quick ? 2_000 : 10_000, deadline.Token),
-    _ => throw new ArgumentException($"unknown workload {workload} (W2, W6)"),
+    _ => throw new ArgumentException($"unknown workload {workload} (W2, W5, W6)"),
 };
 result["quick"] = quick;
 var name = options.Get("name") ?? $"{workload}-{target.Name}{(quick ? "-quick" : string.Empty)}";

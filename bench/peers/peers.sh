@@ -62,7 +62,7 @@ is_ours() { # <peer> <name> <pid>: alive and still the process we started
   local want cmdline
   want="$(expected_cmdline "$1" "$2")"
   [ -n "$want" ] || return 1
-  cmdline="$(tr '\0' ' ' <"/proc/$3/cmdline" 2>/dev/null)" || return 1
+  cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$3/cmdline")" || return 1
   [[ "$cmdline" == *"$want"* ]]
 }
 
@@ -206,8 +206,10 @@ start_peer() { # <peer> <run-dir>
   for i in "${!SERVER_PORTS[@]}"; do
     port="${SERVER_PORTS[$i]}"
     if [ "$peer" = signalr ]; then
-      # Production environment, default GC (server GC, from the Sdk.Web runtimeconfig).
-      launch "$peer" "$run" "server-$i" dotnet "$SIGNALR_DLL" --urls "http://127.0.0.1:$port" --Redis "127.0.0.1:$REDIS_PORT"
+      # Production environment, default GC (server GC, from the Sdk.Web runtimeconfig); the content
+      # root is the project folder, so no appsettings.json from the caller's directory is picked up.
+      launch "$peer" "$run" "server-$i" dotnet "$SIGNALR_DLL" --contentRoot "$HERE/SignalR" \
+        --urls "http://127.0.0.1:$port" --Redis "127.0.0.1:$REDIS_PORT"
     else
       launch "$peer" "$run" "server-$i" env HOST=127.0.0.1 PORT="$port" \
         REDIS_URL="redis://127.0.0.1:$REDIS_PORT" node "$SOCKETIO_DIR/server.js"
