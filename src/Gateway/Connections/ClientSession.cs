@@ -14,8 +14,8 @@ namespace Realtime.Gateway.Connections;
 /// <summary>
 /// What every streaming client connection does, whatever its transport (WebSocket, SSE): keeps
 /// a cursor per subscribed channel, replays from a position, fills gaps, drops duplicates,
-/// applies backpressure in tiers, drains. A writer task drains the bounded send queue through
-/// the transport, so a slow client only ever delays itself.
+/// applies backpressure in tiers, drains. One writer at a time drains the bounded send queue
+/// through the transport, so a slow client only ever delays itself.
 /// </summary>
 /// <remarks>
 /// Subclasses supply the transport: how a queued frame is written, how the connection is
@@ -29,6 +29,9 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     private readonly CancellationTokenSource _sessionCancellation = new();
     private readonly ILogger _logger;
     private int _closeCode;
+    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _pumping;
+    private volatile bool _writerStopped;
     private string? _closeReason;
 
     protected ClientSession(ClientIdentity identity, ConnectionServices services, FrameFormat format)
@@ -223,7 +226,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         try
         {
             Send(Frames.Connected(Id, Services.Node.Id));
-            var writer = Task.Run(WriteLoopAsync, CancellationToken.None);
+            var writer = _writerDone.Task;
             _ = WatchExpiryAsync();
             try
             {
@@ -426,7 +429,11 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// <summary>Queues a frame; one that fits no more means the client is not reading: it is closed as slow.</summary>
     protected void Enqueue(QueuedFrame item)
     {
-        if (!Queue.TryEnqueue(item) && !IsClosing)
+        if (Queue.TryEnqueue(item))
+        {
+            Pump();
+        }
+        else if (!IsClosing)
         {
             Services.Metrics.SlowConsumer("close");
             LogSlowConsumer(Id, Queue.QueuedBytes);
@@ -451,6 +458,8 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             Queue.Complete();
         }
 
+        // An idle writer learns of the end here: it sends what is left, then the close.
+        Pump();
         try
         {
             _sessionCancellation.Cancel();
@@ -606,12 +615,29 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             TaskScheduler.Default);
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// Writes what is queued, one writer at a time. The thread that queued a frame writes it (and
+    /// whatever else is queued) for as long as the transport takes frames without waiting, the
+    /// usual case while its buffer has room: an event reaches the socket with no hop through the
+    /// thread pool, which is most of the cost of a delivery. The first write that has to wait
+    /// continues asynchronously, and frames queued meanwhile are left to that writer.
+    /// </summary>
+    private void Pump()
+    {
+        if (_writerStopped || Interlocked.CompareExchange(ref _pumping, 1, 0) != 0)
+        {
+            return;
+        }
+
+        _ = PumpAsync();
+    }
+
+    private async Task PumpAsync()
     {
         var reader = Queue.Reader;
         try
         {
-            while (await reader.WaitToReadAsync())
+            while (true)
             {
                 while (reader.TryRead(out var item))
                 {
@@ -631,16 +657,48 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                         Queue.Sent(item);
                     }
                 }
-            }
 
+                if (reader.Completion.IsCompleted)
+                {
+                    // Everything was sent and nothing more will come. The writer stays taken; the
+                    // close runs on the thread pool, never inside whoever queued the last frame.
+                    _writerStopped = true;
+                    _ = Task.Run(CloseWriterAsync, CancellationToken.None);
+                    return;
+                }
+
+                Volatile.Write(ref _pumping, 0);
+                // A frame queued after the last read found the writer taken and left it to us.
+                if ((!reader.TryPeek(out _) && !reader.Completion.IsCompleted) || Interlocked.CompareExchange(ref _pumping, 1, 0) != 0)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The peer is gone; nothing left to send to.
+            _writerStopped = true;
+            LogWriterEnded(Id, e.GetType().Name, e.Message);
+            _writerDone.TrySetResult();
+        }
+    }
+
+    private async Task CloseWriterAsync()
+    {
+        try
+        {
             using var timeout = new CancellationTokenSource(CloseTimeout);
             var code = CloseCode;
             await CloseTransportAsync(code == 0 ? CloseCodes.Normal : code, _closeReason, timeout.Token);
         }
         catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
         {
-            // The peer is gone; nothing left to send to.
             LogWriterEnded(Id, e.GetType().Name, e.Message);
+        }
+        finally
+        {
+            _writerDone.TrySetResult();
         }
     }
 

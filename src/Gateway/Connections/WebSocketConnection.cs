@@ -18,6 +18,8 @@ namespace Realtime.Gateway.Connections;
 /// </summary>
 internal sealed partial class WebSocketConnection : ClientSession
 {
+    private static readonly TimeSpan ProtocolErrorLinger = TimeSpan.FromMilliseconds(500);
+
     private readonly ILogger _logger;
     private readonly WebSocket _socket;
     private readonly SemaphoreSlim _publishSlots;
@@ -128,6 +130,16 @@ internal sealed partial class WebSocketConnection : ClientSession
 
                 await HandleAsync(buffer.AsMemory(0, count));
             }
+        }
+        catch (WebSocketException e) when (e.WebSocketErrorCode is not WebSocketError.ConnectionClosedPrematurely)
+        {
+            // The WebSocket found a protocol error (a text message that is not UTF-8, bad framing)
+            // and sent its own close (1007, 1002) before giving up the connection. Closing TCP at
+            // once races that frame: the peer's close reply meets a closed socket, gets a reset,
+            // and the peer can lose the close frame with it. Linger briefly, as servers do after
+            // an error, so the client reads its close code; bounded, and only on this path.
+            await Task.Delay(ProtocolErrorLinger, CancellationToken.None);
+            throw;
         }
         finally
         {
