@@ -7,9 +7,11 @@
 #   ./realtime.sh token --user alice --channels 'room:*'
 #                                    print a dev token the stack started by `up` accepts
 #   ./realtime.sh rtctl <args...>    run the operator's CLI from this checkout
-#   ./realtime.sh bench [--quick] [--workload W2|W6] [--subscribers N --rate R --seconds S]
+#   ./realtime.sh bench [--quick] [--workload "W1 W2 ..."] [--subscribers N --rate R --seconds S]
 #                                    start the stack, run the load generator, write
 #                                    bench/results/<date>/*.json and docs/benchmarks.md, stop
+#   ./realtime.sh bench --peers      the full report: every workload on ours, on ASP.NET Core
+#                                    SignalR + Redis and on Socket.IO + Redis (bench/peers)
 #
 # `up` uses embedded defaults. To point the same binaries at a real Kafka and Redis set
 # KAFKA_BOOTSTRAP_SERVERS and/or REDIS_CONFIGURATION (StackExchange.Redis syntax): the
@@ -235,50 +237,106 @@ cmd_token() {
 
 # --- bench ----------------------------------------------------------------------------------
 BENCH_UP=
+BENCH_PEER=
+BENCH_PEER_DIR="$RUN_DIR/peers"
 stop_bench_stack() { # the stack bench started: its whole process group (setsid made it a group leader)
   [ -n "$BENCH_UP" ] || return 0
   kill -TERM -- "-$BENCH_UP" 2>/dev/null || true
   local i
-  for i in $(seq 1 30); do kill -0 "$BENCH_UP" 2>/dev/null || return 0; sleep 1; done
+  for i in $(seq 1 30); do kill -0 "$BENCH_UP" 2>/dev/null || break; sleep 1; done
   kill -KILL -- "-$BENCH_UP" 2>/dev/null || true
+  BENCH_UP=
+}
+
+stop_bench_all() {
+  stop_bench_stack
+  if [ -n "$BENCH_PEER" ]; then bash "$ROOT/bench/peers/peers.sh" stop "$BENCH_PEER" "$BENCH_PEER_DIR" || true; BENCH_PEER=; fi
+}
+
+start_bench_stack() {
+  mkdir -p "$RUN_DIR/logs"
+  # The system under test: the stack `up` starts, in its own process group so it stops with us.
+  # Admission limits sized for the benchmark (W1 holds 19,000 connections on gw-0; W4 reconnects
+  # 5,000 at once): the defaults (10,000 and 500/s) protect a node; here the node is measured.
+  Gateway__MaxConnections=20000 Gateway__NewConnectionsPerSecond=5000 \
+    setsid "$0" up >"$RUN_DIR/logs/bench-up.log" 2>&1 &
+  BENCH_UP=$!
+  local waited=0
+  until grep -q "Realtime Pipeline is up" "$RUN_DIR/logs/bench-up.log" 2>/dev/null; do
+    sleep 1; waited=$((waited + 1))
+    [ "$waited" -lt 240 ] || die "the stack did not come up (see .run/logs/bench-up.log)"
+    kill -0 "$BENCH_UP" 2>/dev/null || die "the stack exited while starting (see .run/logs/bench-up.log)"
+  done
+}
+
+BENCH_STATUS=0
+bench_run() { # <target> <workload> [generator options...]
+  local target="$1" workload="$2"; shift 2
+  say "bench $workload on $target $*..."
+  timeout 1500 dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --workload "$workload" --target "$target" \
+    --peer-run-dir "$BENCH_PEER_DIR" --key-file "$KEY_FILE" --out "$BENCH_RESULTS" "$@" || BENCH_STATUS=1
+}
+
+# The full comparison: every workload on ours, then on each peer (one system at a time on the machine).
+bench_suite() { # <target>
+  local target="$1" rate
+  bench_run "$target" W1
+  for rate in 1 5 10 20; do
+    bench_run "$target" W2 --subscribers 5000 --rate "$rate" --seconds 30 --name "W2-$target-5000x$rate"
+  done
+  bench_run "$target" W2 --subscribers 1000 --rate 100 --seconds 30 --name "W2-$target-1000x100"
+  for rate in 1000 5000; do
+    bench_run "$target" W3 --channels 10000 --rate "$rate" --seconds 20 --name "W3-$target-10000ch-$rate"
+  done
+  bench_run "$target" W4
 }
 
 cmd_bench() {
   ensure_dotnet
   ensure_redis
-  local quick="" workloads="W2 W6" extra=()
+  ensure_key
+  local quick="" workloads="" peers="" extra=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --quick) quick="--quick" ;;
-      --rate|--subscribers|--seconds) extra+=("$1" "${2:?$1 needs a value}"); shift ;;
-      --workload) shift; workloads="${1:?--workload needs W2 or W6}" ;;
-      --peers) die "--peers: the SignalR and Socket.IO peers are not built yet (issue 7)" ;;
+      --rate|--subscribers|--seconds|--channels|--clients) extra+=("$1" "${2:?$1 needs a value}"); shift ;;
+      --workload) shift; workloads="${1:?--workload needs W1..W6}" ;;
+      --peers) peers=1 ;;
       *) die "bench: unknown option $1" ;;
     esac
     shift
   done
+  [ -z "$peers" ] || [ -z "$quick$workloads" ] || die "bench: --peers runs the full suite; it takes no --quick or --workload"
+  [ -n "$workloads" ] || workloads="W1 W2 W3 W4 W5 W6"
+  # Every connection is a file descriptor: W1 holds 19,000 on one node.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   build bench/Realtime.Bench/Realtime.Bench.csproj
-  local results; results="$ROOT/bench/results/$(date -u +%Y-%m-%d)"
-  mkdir -p "$results" "$RUN_DIR/logs"
-  # The system under test: the stack `up` starts, in its own process group so it stops with us.
-  setsid "$0" up >"$RUN_DIR/logs/bench-up.log" 2>&1 &
-  BENCH_UP=$!
-  trap stop_bench_stack EXIT
-  local up=$BENCH_UP
-  local waited=0
-  until grep -q "Realtime Pipeline is up" "$RUN_DIR/logs/bench-up.log" 2>/dev/null; do
-    sleep 1; waited=$((waited + 1))
-    [ "$waited" -lt 240 ] || die "the stack did not come up (see .run/logs/bench-up.log)"
-    kill -0 "$up" 2>/dev/null || die "the stack exited while starting (see .run/logs/bench-up.log)"
-  done
-  local w status=0
-  for w in $workloads; do
-    say "bench $w $quick..."
-    timeout 1500 dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --workload "$w" $quick \
-      --key-file "$KEY_FILE" --out "$results" ${extra[@]+"${extra[@]}"} || status=1
-  done
-  dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --report "$results" --doc "$ROOT/docs/benchmarks.md" || status=1
-  return "$status"
+  BENCH_RESULTS="$ROOT/bench/results/$(date -u +%Y-%m-%d)"
+  mkdir -p "$BENCH_RESULTS" "$RUN_DIR/logs"
+  trap stop_bench_all EXIT
+  start_bench_stack
+  local w
+  if [ -n "$peers" ]; then
+    bench_suite realtime
+    bench_run realtime W5
+    bench_run realtime W6
+    stop_bench_stack
+    local peer
+    for peer in signalr socketio; do
+      BENCH_PEER="$peer"
+      bash "$ROOT/bench/peers/peers.sh" start "$peer" "$BENCH_PEER_DIR" || die "could not start the $peer peer (see $BENCH_PEER_DIR)"
+      bench_suite "$peer"
+      bash "$ROOT/bench/peers/peers.sh" stop "$peer" "$BENCH_PEER_DIR" || true
+      BENCH_PEER=
+    done
+  else
+    for w in $workloads; do
+      bench_run realtime "$w" $quick ${extra[@]+"${extra[@]}"}
+    done
+    stop_bench_stack
+  fi
+  dotnet "$(out_dll bench/Realtime.Bench Realtime.Bench)" --report "$BENCH_RESULTS" --doc "$ROOT/docs/benchmarks.md" || BENCH_STATUS=1
+  return "$BENCH_STATUS"
 }
 
 # --- test -----------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ namespace Realtime.Bench.Workloads;
 /// the ingress topic as valid <c>EventEnvelope</c> records keyed by channel (idempotent, acks=all
 /// producer), then the fanout is resumed and the clock runs until every node topic's high watermark has
 /// grown by the number of events. Watermarks keep growing when the embedded broker drops old data of a
-/// partition, so they count what was written even when the topic holds less.
+/// partition, so they count what was written even when the topic holds less. The rates count from the
+/// first routed record (a paused librdkafka consumer needs 0.3-1 s after Resume before it fetches again,
+/// which is the pause, not the routing); the rates from the resume request are reported too.
 /// </para>
 /// <para>
 /// Channels are spread evenly over the ingress partitions (channel i to partition i mod P, key = channel,
@@ -74,31 +76,18 @@ internal static class Router
         total.Start();
         var runs = new JsonArray();
         long expected = 0, delivered = 0;
-        var paused = false;
-        try
+        var context = new RunContext(settings, names, kafka, redis.GetDatabase(), http, admin, positions, stack, ingress);
+        foreach (var count in settings.NodeCounts)
         {
             // Whatever is still in the ingress topic would be routed in our window: let the fanout finish it first.
             var caughtUp = await WaitCommittedAsync(positions, admin, ingress, null, TimeSpan.FromSeconds(60), cancellationToken);
-            foreach (var count in settings.NodeCounts)
-            {
-                var events = (int)Math.Min(settings.Events, settings.MaxOutputRecords / count);
-                var run = await RunOnceAsync(new RunContext(settings, names, kafka, redis.GetDatabase(), http, admin, positions, stack, ingress),
-                    nodes[..count], nodePartitions, events, p => paused = p, cancellationToken);
-                run["fanoutCaughtUpBefore"] = caughtUp is not null;
-                runs.Add(run);
-                expected += (long)run["outputRecords"]!;
-                delivered += (long)run["delivered"]!;
-                caughtUp = run["committedSeconds"] is not null ? 0.0 : null;
-                Console.WriteLine($"W5 {count} target node(s): {events} events in {run["seconds"]} s = {run["eventsPerSecond"]} events/s, {run["outputRecordsPerSecond"]} records/s; fanout {run["fanoutCpuSeconds"]} CPU s; lost {run["lost"]}");
-            }
-        }
-        finally
-        {
-            if (paused)
-            {
-                // Never leave the stack paused, whatever happened.
-                await FanoutAsync(http, settings.FanoutUrl, "resume", CancellationToken.None);
-            }
+            var events = (int)Math.Min(settings.Events, settings.MaxOutputRecords / count);
+            var run = await RunOnceAsync(context, nodes[..count], nodePartitions, events, cancellationToken);
+            run["fanoutCaughtUpBefore"] = caughtUp is not null;
+            runs.Add(run);
+            expected += (long)run["outputRecords"]!;
+            delivered += (long)run["delivered"]!;
+            Console.WriteLine($"W5 {count} target node(s): {events} events routed {run["seconds"]} s after resume (first record at {run["firstOutputSeconds"]} s): {run["eventsPerSecond"]} events/s, {run["outputRecordsPerSecond"]} records/s; fanout {run["fanoutCpuSeconds"]} CPU s; lost {run["lost"]}");
         }
 
         var parameters = new JsonObject
@@ -153,7 +142,6 @@ internal static class Router
         string[] nodes,
         Dictionary<string, List<TopicPartition>> nodePartitions,
         int events,
-        Action<bool> setPaused,
         CancellationToken cancellationToken)
     {
         var (settings, names, db) = (context.Settings, context.Names, context.Db);
@@ -164,7 +152,6 @@ internal static class Router
         try
         {
             await FanoutAsync(context.Http, settings.FanoutUrl, "pause", cancellationToken);
-            setPaused(true);
             var ingressStart = await OffsetsAsync(context.Admin, context.Ingress, OffsetSpec.Latest());
             var producing = Stopwatch.StartNew();
             var (produceFailures, recordBytes) = Produce(context.Kafka, names.IngressTopic, context.Ingress, channels, events);
@@ -189,16 +176,20 @@ internal static class Router
             measurement.Start();
             var clock = Stopwatch.StartNew();
             await FanoutAsync(context.Http, settings.FanoutUrl, "resume", cancellationToken);
-            setPaused(false);
             var resumeSeconds = clock.Elapsed.TotalSeconds;
 
             // Until every node topic grew by the run's events, or nothing moved for StallLimit.
-            long delivered = 0, duplicates = 0;
+            long delivered = 0, duplicates = 0, deliveredAtFirst = 0;
             double? firstOutput = null, tenth = null, ninetieth = null;
             var lastProgress = clock.Elapsed;
+            var polls = 0;
+            var polling = TimeSpan.Zero;
             while (true)
             {
+                var asked = clock.Elapsed;
                 var now = await OffsetsAsync(context.Admin, outputs, OffsetSpec.Latest());
+                polls++;
+                polling += clock.Elapsed - asked;
                 long sum = 0, extra = 0;
                 foreach (var node in nodes)
                 {
@@ -211,7 +202,12 @@ internal static class Router
                 if (sum > delivered)
                 {
                     lastProgress = elapsed;
-                    firstOutput ??= elapsed.TotalSeconds;
+                    if (firstOutput is null)
+                    {
+                        firstOutput = elapsed.TotalSeconds;
+                        deliveredAtFirst = sum;
+                    }
+
                     if (tenth is null && sum >= expected / 10)
                     {
                         tenth = elapsed.TotalSeconds;
@@ -241,6 +237,11 @@ internal static class Router
             var sequenced = await SequencedAsync(db, names, channels);
             var fanoutCpu = fanoutAfter is not null && fanoutBefore is not null ? fanoutAfter.CpuSeconds - fanoutBefore.CpuSeconds : (double?)null;
             var steady = tenth is { } t10 && ninetieth is { } t90 && t90 > t10 ? expected * 0.8 / (t90 - t10) : (double?)null;
+            // From the first routed record on: a paused librdkafka consumer takes 0.3-1 s after Resume to fetch
+            // again (measured with the fanout's consumer settings alone), which is the pause, not the routing.
+            var running = firstOutput is { } first && seconds > first && delivered > deliveredAtFirst
+                ? (delivered - deliveredAtFirst) / (seconds - first)
+                : delivered / seconds;
             var summary = new JsonObject
             {
                 ["targetNodes"] = nodes.Length,
@@ -252,13 +253,19 @@ internal static class Router
                 ["duplicates"] = duplicates,
                 ["sequenced"] = sequenced,
                 ["seconds"] = Math.Round(seconds, 3),
-                ["eventsPerSecond"] = Math.Round(delivered / (double)nodes.Length / seconds, 0),
-                ["outputRecordsPerSecond"] = Math.Round(delivered / seconds, 0),
+                ["eventsPerSecond"] = Math.Round(running / nodes.Length, 0),
+                ["outputRecordsPerSecond"] = Math.Round(running, 0),
+                // The whole window, from the resume request: includes the consumer's resume latency.
+                ["eventsPerSecondFromResume"] = Math.Round(delivered / (double)nodes.Length / seconds, 0),
+                ["outputRecordsPerSecondFromResume"] = Math.Round(delivered / seconds, 0),
                 // Between 10% and 90% of the outputs: without the start (fetch after resume, first lookups) and the tail.
                 ["steadyEventsPerSecond"] = steady is { } s ? Math.Round(s / nodes.Length, 0) : null,
                 ["steadyOutputRecordsPerSecond"] = steady is { } r ? Math.Round(r, 0) : null,
                 ["resumeSeconds"] = Math.Round(resumeSeconds, 3),
                 ["firstOutputSeconds"] = firstOutput is { } f ? Math.Round(f, 3) : null,
+                // How finely the end was seen: watermark polls and their mean round trip.
+                ["watermarkPolls"] = polls,
+                ["watermarkPollMilliseconds"] = Math.Round(polling.TotalMilliseconds / Math.Max(1, polls), 2),
                 ["committedSeconds"] = committed is { } c ? Math.Round(seconds + c, 3) : null,
                 ["fanoutCpuSeconds"] = fanoutCpu is { } cpu ? Math.Round(cpu, 3) : null,
                 ["fanoutCores"] = fanoutCpu is { } busy ? Math.Round(busy / seconds, 2) : null,
@@ -272,14 +279,20 @@ internal static class Router
                 ["valid"] = run["valid"]?.DeepClone(),
                 ["processes"] = run["processes"]?.DeepClone(),
             };
-            await registration.ForgetChannelsAsync();
             return summary;
         }
         finally
         {
-            // A failed run must not leave routing paused.
-            await FanoutAsync(context.Http, settings.FanoutUrl, "resume", CancellationToken.None);
-            setPaused(false);
+            // Whatever happened, routing is not left paused and the run's channel state goes.
+            try
+            {
+                await FanoutAsync(context.Http, settings.FanoutUrl, "resume", CancellationToken.None);
+                await registration.ForgetChannelsAsync();
+            }
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or RedisException or TimeoutException)
+            {
+                Console.Error.WriteLine($"W5: clean-up after the {nodes.Length}-node run failed: {e.Message}");
+            }
         }
     }
 
@@ -463,33 +476,76 @@ internal static class Router
 
     /// <summary>
     /// The processes of the stack under test only (other stacks, e.g. a test run's, may run on the same
-    /// machine): its fanout by HTTP endpoint, its broker by listen address, its redis-server by port, its
-    /// gateways by the ports `./realtime.sh up` gives them.
+    /// machine, so command lines are not enough): each one found by the loopback port it listens on, the
+    /// fanout by its HTTP port, the broker by the bootstrap port, redis-server by its port and the gateways
+    /// by the ports `./realtime.sh up` gives them.
     /// </summary>
     private static List<(string Name, int Pid)> StackProcesses(Settings settings, int redisPort)
     {
-        var kafkaListen = $"--listen {settings.Kafka.Split(',')[0].Trim()}";
-        return [.. ProcessSample.FindStack().Where(p =>
+        var ports = new List<(string Name, int Port)>
         {
-            string cmdline;
-            try
+            ("fanout", new Uri(settings.FanoutUrl).Port),
+            ("kafka (embedded)", int.Parse(settings.Kafka.Split(',')[0].Trim().Split(':')[^1], CultureInfo.InvariantCulture)),
+            ("redis-server", redisPort),
+            ("gateway gw-0", 8080),
+            ("gateway gw-1", 8081),
+        };
+        var listening = ListeningSockets();
+        var wanted = ports.Where(p => listening.ContainsKey(p.Port)).ToDictionary(p => listening[p.Port], p => p.Name);
+        var found = new List<(string Name, int Pid)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || wanted.Count == 0)
             {
-                cmdline = File.ReadAllText($"/proc/{p.Pid}/cmdline").Replace('\0', ' ');
-            }
-            catch (IOException)
-            {
-                return false;
+                continue;
             }
 
-            return p.Name switch
+            try
             {
-                "fanout" => cmdline.Contains($"HttpEndpoint={settings.FanoutUrl}", StringComparison.Ordinal)
-                    || (settings.FanoutUrl == "http://127.0.0.1:8090" && !cmdline.Contains("HttpEndpoint=", StringComparison.Ordinal)),
-                "kafka (embedded)" => cmdline.Contains(kafkaListen, StringComparison.Ordinal),
-                "redis-server" => cmdline.Contains($":{redisPort.ToString(CultureInfo.InvariantCulture)}", StringComparison.Ordinal),
-                _ => cmdline.Contains("HttpEndpoint=http://127.0.0.1:8080", StringComparison.Ordinal) || cmdline.Contains("HttpEndpoint=http://127.0.0.1:8081", StringComparison.Ordinal),
-            };
-        })];
+                foreach (var fd in Directory.EnumerateFileSystemEntries(Path.Combine(dir, "fd")))
+                {
+                    var target = new FileInfo(fd).LinkTarget;
+                    if (target is not null && target.StartsWith("socket:[", StringComparison.Ordinal)
+                        && long.TryParse(target.AsSpan(8, target.Length - 9), CultureInfo.InvariantCulture, out var inode)
+                        && wanted.Remove(inode, out var name))
+                    {
+                        found.Add((name, pid));
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A process that ended meanwhile, or one we may not look into.
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Port to socket inode of every listening TCP socket (IPv4 and IPv6), from /proc/net.</summary>
+    private static Dictionary<int, long> ListeningSockets()
+    {
+        var sockets = new Dictionary<int, long>();
+        foreach (var table in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            if (!File.Exists(table))
+            {
+                continue;
+            }
+
+            foreach (var line in File.ReadLines(table).Skip(1))
+            {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length > 9 && fields[3] == "0A")
+                {
+                    var port = int.Parse(fields[1].AsSpan(fields[1].IndexOf(':') + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                    sockets.TryAdd(port, long.Parse(fields[9], CultureInfo.InvariantCulture));
+                }
+            }
+        }
+
+        return sockets;
     }
 
     /// <summary>What W5 measures and where the stack is: options, then the environment, then <c>.run/stack.env</c>.</summary>
@@ -520,7 +576,8 @@ internal static class Router
                 counts,
                 Int("events", 20_000, 200_000),
                 Int("max-output-records", 200_000, 2_000_000),
-                Int("channels", 100, 100),
+                // Not --channels: `./realtime.sh bench` hands its options to every workload, and W3's channels are another thing.
+                Int("router-channels", 100, 100),
                 options.Get("namespace") ?? PipelineNames.DefaultNamespace,
                 options.Get("kafka") ?? Environment.GetEnvironmentVariable("Kafka__BootstrapServers") ?? FromStackEnv("Kafka__BootstrapServers") ?? "127.0.0.1:9092",
                 options.Get("redis") ?? Environment.GetEnvironmentVariable("Redis__Configuration") ?? FromStackEnv("Redis__Configuration")
