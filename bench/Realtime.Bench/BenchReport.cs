@@ -57,6 +57,14 @@ internal static class BenchReport
             text.AppendLine(CultureInfo.InvariantCulture, $"- `{name}`: {processes}");
         }
 
+        // The performance work, its before/after figures and the targets missed are written by hand
+        // next to the generator and carried into every generated report.
+        var notes = Path.Combine(AppContext.BaseDirectory, "PERFORMANCE.md");
+        if (File.Exists(notes))
+        {
+            text.AppendLine().AppendLine((await File.ReadAllTextAsync(notes)).Trim());
+        }
+
         text.AppendLine().AppendLine(BenchContext.Epilogue);
         await File.WriteAllTextAsync(document, text.ToString());
         Console.WriteLine($"written {document}");

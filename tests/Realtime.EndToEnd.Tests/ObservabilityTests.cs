@@ -2,6 +2,7 @@ using System.Text;
 using Confluent.Kafka;
 using Google.Protobuf;
 using Grpc.Core;
+using Realtime.Contracts;
 using Realtime.Contracts.V1;
 using Realtime.Testing;
 
@@ -132,14 +133,15 @@ public sealed class ObservabilityTests(ObservabilityTests.Pipeline shared, ITest
                 continue;
             }
 
-            var delivery = NodeDelivery.Parser.ParseFrom(record.Message.Value);
-            if (delivery.Event.Channel != channel)
+            Assert.True(record.Message.Headers.TryGetLastBytes(NodeTopicHeaders.Batch, out _), "a node topic record without the batch header");
+            var delivery = NodeDeliveryBatch.Parser.ParseFrom(record.Message.Value).Deliveries.FirstOrDefault(d => d.Event.Channel == channel);
+            if (delivery is null)
             {
                 continue;
             }
 
-            Assert.True(record.Message.Headers.TryGetLastBytes("traceparent", out var header), "no traceparent header on the node topic record");
-            Assert.Contains(traceId, Encoding.ASCII.GetString(header), StringComparison.Ordinal);
+            // The node continues the trace: the context travels with each delivery of the batch.
+            Assert.Contains(traceId, delivery.Traceparent, StringComparison.Ordinal);
             Assert.Contains(traceId, delivery.Event.Trace.Traceparent, StringComparison.Ordinal);
             return;
         }

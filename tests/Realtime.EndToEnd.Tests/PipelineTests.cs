@@ -126,7 +126,8 @@ public sealed class PipelineTests(SharedPipeline shared, ITestOutputHelper outpu
         // Once gw-0's subscriber has all 20, the fanout has routed them all.
         var events = await subscriber.TakeEventsAsync(20, TimeSpan.FromSeconds(20));
         Assert.Equal(20, events.Count);
-        Assert.Equal(node0Before + 20, Stack.TopicEndOffsets(node0Topic));
+        // Node records carry a batch of deliveries each: at least one, at most one per event.
+        Assert.InRange(Stack.TopicEndOffsets(node0Topic), node0Before + 1, node0Before + 20);
         Assert.Equal(node1Before, Stack.TopicEndOffsets(node1Topic));
     }
 

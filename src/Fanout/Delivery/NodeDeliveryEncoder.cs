@@ -12,8 +12,10 @@ internal sealed class NodeDeliveryEncoder(string ingressTopic)
 {
     private readonly ByteString _ingressTopic = ByteString.CopyFromUtf8(ingressTopic);
 
-    public byte[] Encode(byte[] envelope, int ingressPartition, long ingressOffset, long routedAtUnixMs, ulong seq, string epoch)
+    public byte[] Encode(byte[] envelope, int ingressPartition, long ingressOffset, long routedAtUnixMs, ulong seq, string epoch, string? traceparent = null, string? tracestate = null)
     {
+        traceparent ??= string.Empty;
+        tracestate ??= string.Empty;
         var positionSize =
             (1 + CodedOutputStream.ComputeBytesSize(_ingressTopic)) +
             (ingressPartition == 0 ? 0 : 1 + CodedOutputStream.ComputeInt32Size(ingressPartition)) +
@@ -23,7 +25,9 @@ internal sealed class NodeDeliveryEncoder(string ingressTopic)
             1 + CodedOutputStream.ComputeLengthSize(positionSize) + positionSize +
             1 + CodedOutputStream.ComputeInt64Size(routedAtUnixMs) +
             (seq == 0 ? 0 : 1 + CodedOutputStream.ComputeUInt64Size(seq)) +
-            (epoch.Length == 0 ? 0 : 1 + CodedOutputStream.ComputeStringSize(epoch));
+            (epoch.Length == 0 ? 0 : 1 + CodedOutputStream.ComputeStringSize(epoch)) +
+            (traceparent.Length == 0 ? 0 : 1 + CodedOutputStream.ComputeStringSize(traceparent)) +
+            (tracestate.Length == 0 ? 0 : 1 + CodedOutputStream.ComputeStringSize(tracestate));
 
         var buffer = new byte[size];
         var output = new CodedOutputStream(buffer);
@@ -58,6 +62,18 @@ internal sealed class NodeDeliveryEncoder(string ingressTopic)
         {
             output.WriteTag(NodeDelivery.EpochFieldNumber, WireFormat.WireType.LengthDelimited);
             output.WriteString(epoch);
+        }
+
+        if (traceparent.Length != 0)
+        {
+            output.WriteTag(NodeDelivery.TraceparentFieldNumber, WireFormat.WireType.LengthDelimited);
+            output.WriteString(traceparent);
+        }
+
+        if (tracestate.Length != 0)
+        {
+            output.WriteTag(NodeDelivery.TracestateFieldNumber, WireFormat.WireType.LengthDelimited);
+            output.WriteString(tracestate);
         }
 
         output.CheckNoSpaceLeft();

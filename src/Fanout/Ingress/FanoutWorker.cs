@@ -39,10 +39,19 @@ internal sealed partial class FanoutWorker(
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(30);
+    private static readonly byte[] BatchHeaderValue = "1"u8.ToArray();
+
+    // A node-topic record stays well under Kafka's default 1 MiB message size, even with one more
+    // delivery of the largest payload appended.
+    private const int MaxBatchRecordBytes = 256 * 1024;
+    private const int MaxIdleBatches = 4_096;
 
     private readonly FanoutOptions _options = fanoutOptions.Value;
     private readonly IngressProgress _progress = new();
     private readonly NodeDeliveryEncoder _encoder = new(names.IngressTopic);
+    private readonly Dictionary<(string Node, int Partition), NodeBatch> _batches = [];
+    private readonly List<NodeBatch> _openBatches = [];
+    private readonly Dictionary<int, byte[]> _partitionKeys = [];
     private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _capacity = new(0);
     private volatile IConsumer<byte[], byte[]>? _consumer;
@@ -228,6 +237,8 @@ internal sealed partial class FanoutWorker(
                 Dispatch(consumer, producer, batch[i], work, position, routedAt, stoppingToken);
             }
 
+            ProduceBatches(producer, stoppingToken);
+
             status.RecordBatch(batch.Count);
             batch.Clear();
         }
@@ -319,32 +330,96 @@ internal sealed partial class FanoutWorker(
         // A sampled trace continues here and on to the node; otherwise the publisher's context is
         // carried over as it came.
         using var activity = PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Extract(record.Message.Headers));
-        var headers = record.Message.Headers;
+        string? traceparent = null, tracestate = null;
         if (activity is not null)
         {
             activity.SetTag("realtime.targets", targets.Length);
-            headers = [.. headers ?? []];
-            KafkaTraceContext.Inject(activity, headers);
+            (traceparent, tracestate) = (activity.Id, activity.TraceStateString);
+        }
+        else if (record.Message.Headers is { } headers && headers.TryGetLastBytes(KafkaTraceContext.TraceParentHeader, out var parent))
+        {
+            traceparent = Encoding.ASCII.GetString(parent);
+            tracestate = headers.TryGetLastBytes(KafkaTraceContext.TraceStateHeader, out var state) ? Encoding.ASCII.GetString(state) : null;
         }
 
+        // Encoded once, appended to the batch of every target node.
+        var delivery = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent, tracestate);
+        foreach (var node in targets)
+        {
+            var batch = BatchFor(node, partition);
+            batch.Add(delivery, offset);
+            if (batch.Bytes >= MaxBatchRecordBytes)
+            {
+                ProduceBatch(producer, batch, stoppingToken);
+            }
+        }
+    }
+
+    private NodeBatch BatchFor(string node, int partition)
+    {
+        if (!_batches.TryGetValue((node, partition), out var batch))
+        {
+            batch = new NodeBatch(node, partition);
+            _batches[(node, partition)] = batch;
+        }
+
+        if (batch.IsEmpty)
+        {
+            _openBatches.Add(batch);
+        }
+
+        return batch;
+    }
+
+    /// <summary>Produces every node batch the consumed batch filled: one record per node and ingress partition.</summary>
+    private void ProduceBatches(IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
+    {
+        foreach (var batch in _openBatches)
+        {
+            if (!batch.IsEmpty)
+            {
+                ProduceBatch(producer, batch, stoppingToken);
+            }
+        }
+
+        _openBatches.Clear();
+        if (_batches.Count > MaxIdleBatches)
+        {
+            // Batches of nodes that left keep nothing but their buffers; start over now and then.
+            _batches.Clear();
+        }
+    }
+
+    private void ProduceBatch(IProducer<byte[], byte[]> producer, NodeBatch batch, CancellationToken stoppingToken)
+    {
+        var partition = batch.IngressPartition;
+        var (value, offsets) = batch.Take();
         var message = new Message<byte[], byte[]>
         {
-            Key = record.Message.Key,
-            Value = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch),
-            Headers = headers,
+            // Keyed by ingress partition: a channel always hashes to one ingress partition, so its
+            // events always land in one partition of the node topic, in order.
+            Key = PartitionKey(partition),
+            Value = value,
+            Headers = [new Header(NodeTopicHeaders.Batch, BatchHeaderValue)],
         };
         var generation = _progress.Generation;
         var started = Stopwatch.GetTimestamp();
-        void OnDelivered(DeliveryReport<byte[], byte[]> report)
+        ProduceWithBackpressure(producer, NodeTopic(batch.Node), message, report =>
         {
             metrics.Produced(Stopwatch.GetElapsedTime(started));
-            Acknowledge(report, generation, partition, offset);
+            Acknowledge(report, generation, partition, offsets);
+        }, stoppingToken);
+    }
+
+    private byte[] PartitionKey(int partition)
+    {
+        if (!_partitionKeys.TryGetValue(partition, out var key))
+        {
+            key = Encoding.ASCII.GetBytes($"ingress-{partition}");
+            _partitionKeys[partition] = key;
         }
 
-        foreach (var node in targets)
-        {
-            ProduceWithBackpressure(producer, NodeTopic(node), message, OnDelivered, stoppingToken);
-        }
+        return key;
     }
 
     private void ProduceWithBackpressure(
@@ -368,16 +443,16 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private void Acknowledge(DeliveryReport<byte[], byte[]> report, int generation, int partition, long offset)
+    private void Acknowledge(DeliveryReport<byte[], byte[]> report, int generation, int partition, List<long> offsets)
     {
         if (report.Error.IsError)
         {
-            LogDeliveryFailed(report.Topic, report.Error.Reason, partition, offset);
+            LogDeliveryFailed(report.Topic, report.Error.Reason, partition, offsets[0]);
             Interlocked.Exchange(ref _rewindRequested, 1);
         }
         else
         {
-            var safe = _progress.Acknowledge(generation, partition, offset);
+            var safe = _progress.AcknowledgeAll(generation, partition, offsets);
             if (safe >= 0 && _consumer is { } consumer)
             {
                 StoreOffset(consumer, partition, safe);

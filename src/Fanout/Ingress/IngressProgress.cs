@@ -64,6 +64,44 @@ internal sealed class IngressProgress
         }
     }
 
+    /// <summary>Records one acknowledgement of each record in <paramref name="offsets"/> (one batch record's worth), under one lock.</summary>
+    /// <returns>The offset to store now, or -1 when the safe offset did not move.</returns>
+    public long AcknowledgeAll(int generation, int partition, List<long> offsets)
+    {
+        lock (_gate)
+        {
+            if (generation != Generation || !_partitions.TryGetValue(partition, out var progress))
+            {
+                return -1;
+            }
+
+            var safe = -1L;
+            foreach (var offset in offsets)
+            {
+                if (!progress.Remaining.TryGetValue(offset, out var remaining))
+                {
+                    continue;
+                }
+
+                if (remaining > 1)
+                {
+                    progress.Remaining[offset] = remaining - 1;
+                    continue;
+                }
+
+                progress.Remaining.Remove(offset);
+                _inFlight--;
+                var advanced = progress.Advance();
+                if (advanced >= 0)
+                {
+                    safe = advanced;
+                }
+            }
+
+            return safe;
+        }
+    }
+
     /// <summary>Forgets partitions this worker no longer owns.</summary>
     public void Remove(IEnumerable<int> partitions)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Confluent.Kafka;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
@@ -143,19 +144,31 @@ internal sealed partial class NodeTopicConsumer(
 
     private void Deliver(ConsumeResult<byte[], byte[]> result)
     {
-        NodeDelivery delivery;
         try
         {
-            delivery = NodeDelivery.Parser.ParseFrom(result.Message.Value);
+            if (result.Message.Headers is { } headers && headers.TryGetLastBytes(NodeTopicHeaders.Batch, out _))
+            {
+                foreach (var delivery in NodeDeliveryBatch.Parser.ParseFrom(result.Message.Value).Deliveries)
+                {
+                    Deliver(delivery, default);
+                }
+            }
+            else
+            {
+                // A single delivery per record: what fanouts before batching wrote.
+                Deliver(NodeDelivery.Parser.ParseFrom(result.Message.Value), KafkaTraceContext.Extract(result.Message.Headers));
+            }
         }
         catch (InvalidProtocolBufferException)
         {
             // Nothing else writes this topic; a record that does not parse cannot be delivered
             // and must not stop the node. Skip it, loudly.
             LogUndecodable(result.Partition.Value, result.Offset.Value);
-            return;
         }
+    }
 
+    private void Deliver(NodeDelivery delivery, ActivityContext parent)
+    {
         var envelope = delivery.Event;
         if (envelope is null)
         {
@@ -168,8 +181,13 @@ internal sealed partial class NodeTopicConsumer(
             latency.RecordSince(DeliveryHop.FanoutToNode, delivery.RoutedAtUnixMs);
         }
 
+        if (delivery.Traceparent.Length > 0)
+        {
+            ActivityContext.TryParse(delivery.Traceparent, delivery.Tracestate.Length > 0 ? delivery.Tracestate : null, isRemote: true, out parent);
+        }
+
         // A sampled trace ends here: the span covers queueing the event on every local subscriber.
-        using var activity = PipelineTelemetry.Tracing.StartActivity("deliver", System.Diagnostics.ActivityKind.Consumer, KafkaTraceContext.Extract(result.Message.Headers));
+        using var activity = PipelineTelemetry.Tracing.StartActivity("deliver", ActivityKind.Consumer, parent);
         using var outgoing = new OutgoingEvent(envelope, delivery.Seq, delivery.Epoch);
         var subscribers = hub.Dispatch(envelope.Channel, outgoing);
         activity?.SetTag("realtime.subscribers", subscribers);

@@ -7,10 +7,10 @@ namespace Realtime.Fanout.Tests.Delivery;
 public sealed class NodeDeliveryEncoderTests
 {
     [Theory]
-    [InlineData(0, 0L, 0UL, "")]
-    [InlineData(3, 1L, 1UL, "e1")]
-    [InlineData(11, 123_456_789_012L, 9_000_000_000UL, "0193abcdef012345")]
-    public void Encodes_the_same_bytes_as_the_generated_message(int partition, long offset, ulong seq, string epoch)
+    [InlineData(0, 0L, 0UL, "", "", "")]
+    [InlineData(3, 1L, 1UL, "e1", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "")]
+    [InlineData(11, 123_456_789_012L, 9_000_000_000UL, "0193abcdef012345", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "vendor=1")]
+    public void Encodes_the_same_bytes_as_the_generated_message(int partition, long offset, ulong seq, string epoch, string traceparent, string tracestate)
     {
         var envelope = new EventEnvelope
         {
@@ -29,9 +29,11 @@ public sealed class NodeDeliveryEncoderTests
             RoutedAtUnixMs = 1_700_000_000_123,
             Seq = seq,
             Epoch = epoch,
+            Traceparent = traceparent,
+            Tracestate = tracestate,
         };
 
-        var encoded = new NodeDeliveryEncoder("rt.ingress").Encode(envelope.ToByteArray(), partition, offset, 1_700_000_000_123, seq, epoch);
+        var encoded = new NodeDeliveryEncoder("rt.ingress").Encode(envelope.ToByteArray(), partition, offset, 1_700_000_000_123, seq, epoch, traceparent, tracestate);
 
         Assert.Equal(expected.ToByteArray(), encoded);
         Assert.Equal(expected, NodeDelivery.Parser.ParseFrom(encoded));

@@ -42,6 +42,25 @@ public sealed class IngressProgressTests
     }
 
     [Fact]
+    public void A_batch_record_acknowledges_each_record_it_carries_once()
+    {
+        var progress = new IngressProgress();
+        var generation = progress.Generation;
+        // Records 10-12 go to two nodes each, 13 to one: each node's batch record carries its own share.
+        progress.Add(0, 10, 2);
+        progress.Add(0, 11, 2);
+        progress.Add(0, 12, 2);
+        progress.Add(0, 13, 1);
+
+        Assert.Equal(-1, progress.AcknowledgeAll(generation, 0, [10, 11, 12]));
+        Assert.Equal(4, progress.InFlight);
+        Assert.Equal(13, progress.AcknowledgeAll(generation, 0, [10, 11, 12]));
+        Assert.Equal(14, progress.AcknowledgeAll(generation, 0, [13]));
+        Assert.Equal(0, progress.InFlight);
+        Assert.Equal(-1, progress.AcknowledgeAll(generation + 1, 0, [13]));
+    }
+
+    [Fact]
     public void A_rewind_returns_the_first_undelivered_offsets_and_ignores_older_acknowledgements()
     {
         var progress = new IngressProgress();
