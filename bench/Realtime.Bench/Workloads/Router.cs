@@ -178,70 +178,50 @@ internal static class Router
             await FanoutAsync(context.Http, settings.FanoutUrl, "resume", cancellationToken);
             var resumeSeconds = clock.Elapsed.TotalSeconds;
 
-            // Until every node topic grew by the run's events, or nothing moved for StallLimit.
-            long delivered = 0, duplicates = 0, deliveredAtFirst = 0;
-            double? firstOutput = null, tenth = null, ninetieth = null;
-            var lastProgress = clock.Elapsed;
+            // Node-topic records carry batches of deliveries, so watermarks say when routing moved,
+            // not how much: the end is when the fanout group has committed the whole run (it stores
+            // an offset only once every node record carrying it is acknowledged), and the routing
+            // time is the last watermark movement before that. Deliveries are counted afterwards.
+            double? firstOutput = null;
+            var lastMove = TimeSpan.Zero;
             var polls = 0;
             var polling = TimeSpan.Zero;
-            while (true)
+            var previous = before;
+            var committedAll = false;
+            while (clock.Elapsed - lastMove < StallLimit || firstOutput is null && clock.Elapsed < StallLimit)
             {
                 var asked = clock.Elapsed;
                 var now = await OffsetsAsync(context.Admin, outputs, OffsetSpec.Latest());
                 polls++;
                 polling += clock.Elapsed - asked;
-                long sum = 0, extra = 0;
-                foreach (var node in nodes)
+                if (outputs.Any(p => now[p] != previous[p]))
                 {
-                    var grown = nodePartitions[names.NodeTopic(node)].Sum(p => now[p] - before[p]);
-                    sum += Math.Min(grown, events);
-                    extra += Math.Max(0, grown - events);
+                    lastMove = clock.Elapsed;
+                    firstOutput ??= lastMove.TotalSeconds;
                 }
 
-                var elapsed = clock.Elapsed;
-                if (sum > delivered)
+                previous = now;
+                if (polls % 5 == 0 && IsCommitted(context.Positions, context.Ingress, ingressEnd))
                 {
-                    lastProgress = elapsed;
-                    if (firstOutput is null)
-                    {
-                        firstOutput = elapsed.TotalSeconds;
-                        deliveredAtFirst = sum;
-                    }
-
-                    if (tenth is null && sum >= expected / 10)
-                    {
-                        tenth = elapsed.TotalSeconds;
-                    }
-
-                    if (ninetieth is null && sum >= expected * 9 / 10)
-                    {
-                        ninetieth = elapsed.TotalSeconds;
-                    }
-                }
-
-                (delivered, duplicates) = (sum, extra);
-                if (delivered >= expected || elapsed - lastProgress > StallLimit)
-                {
+                    committedAll = true;
                     break;
                 }
 
                 await Task.Delay(PollInterval, cancellationToken);
             }
 
-            var seconds = clock.Elapsed.TotalSeconds;
+            var seconds = Math.Max(lastMove.TotalSeconds, 0.001);
             var fanoutAfter = ProcessOf(context.Stack, "fanout");
+            var (delivered, duplicates, records) = CountDeliveries(context.Kafka, outputs, before, previous, events);
             var run = measurement.Finish("W5", "realtime", new JsonObject { ["targetNodes"] = nodes.Length, ["events"] = events }, expected, delivered, withLatency: false);
 
             // Acknowledged by every node topic and committed (auto-commit every 500 ms): the next run starts clean.
-            var committed = await WaitCommittedAsync(context.Positions, context.Admin, context.Ingress, ingressEnd, StallLimit, cancellationToken);
+            var committed = committedAll ? 0 : await WaitCommittedAsync(context.Positions, context.Admin, context.Ingress, ingressEnd, StallLimit, cancellationToken);
             var sequenced = await SequencedAsync(db, names, channels);
             var fanoutCpu = fanoutAfter is not null && fanoutBefore is not null ? fanoutAfter.CpuSeconds - fanoutBefore.CpuSeconds : (double?)null;
-            var steady = tenth is { } t10 && ninetieth is { } t90 && t90 > t10 ? expected * 0.8 / (t90 - t10) : (double?)null;
             // From the first routed record on: a paused librdkafka consumer takes 0.3-1 s after Resume to fetch
             // again (measured with the fanout's consumer settings alone), which is the pause, not the routing.
-            var running = firstOutput is { } first && seconds > first && delivered > deliveredAtFirst
-                ? (delivered - deliveredAtFirst) / (seconds - first)
-                : delivered / seconds;
+            var running = firstOutput is { } first && seconds > first ? delivered / (seconds - first) : delivered / seconds;
             var summary = new JsonObject
             {
                 ["targetNodes"] = nodes.Length,
@@ -254,13 +234,12 @@ internal static class Router
                 ["sequenced"] = sequenced,
                 ["seconds"] = Math.Round(seconds, 3),
                 ["eventsPerSecond"] = Math.Round(running / nodes.Length, 0),
+                // (event, node) deliveries per second, and the node-topic records that carried them.
                 ["outputRecordsPerSecond"] = Math.Round(running, 0),
+                ["nodeRecords"] = records,
+                ["deliveriesPerNodeRecord"] = records > 0 ? Math.Round(delivered / (double)records, 1) : null,
                 // The whole window, from the resume request: includes the consumer's resume latency.
                 ["eventsPerSecondFromResume"] = Math.Round(delivered / (double)nodes.Length / seconds, 0),
-                ["outputRecordsPerSecondFromResume"] = Math.Round(delivered / seconds, 0),
-                // Between 10% and 90% of the outputs: without the start (fetch after resume, first lookups) and the tail.
-                ["steadyEventsPerSecond"] = steady is { } s ? Math.Round(s / nodes.Length, 0) : null,
-                ["steadyOutputRecordsPerSecond"] = steady is { } r ? Math.Round(r, 0) : null,
                 ["resumeSeconds"] = Math.Round(resumeSeconds, 3),
                 ["firstOutputSeconds"] = firstOutput is { } f ? Math.Round(f, 3) : null,
                 // How finely the end was seen: watermark polls and their mean round trip.
@@ -452,6 +431,78 @@ internal static class Router
         }
     }
 
+    private static bool IsCommitted(IConsumer<Ignore, Ignore> positions, IReadOnlyList<TopicPartition> partitions, Dictionary<TopicPartition, long> targets) =>
+        positions.Committed(partitions, KafkaTimeout).All(c => c.Offset.Value >= targets[c.TopicPartition]);
+
+    /// <summary>
+    /// Reads the run's node-topic records back and counts the deliveries they carry, per node and
+    /// event: how many (event, node) pairs arrived, how many arrived more than once, and in how
+    /// many records. Outside the timed window.
+    /// </summary>
+    private static (long Delivered, long Duplicates, long Records) CountDeliveries(
+        KafkaOptions kafka,
+        IReadOnlyList<TopicPartition> outputs,
+        Dictionary<TopicPartition, long> from,
+        Dictionary<TopicPartition, long> to,
+        int events)
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = kafka.BootstrapServers,
+            GroupId = $"w5-count-{Guid.NewGuid():N}",
+            EnableAutoCommit = false,
+            EnablePartitionEof = true,
+            AllowAutoCreateTopics = false,
+            // Records the broker already dropped are counted as lost, not skipped silently.
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        };
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config).Build();
+        var wanted = outputs.Where(p => to[p] > from[p]).ToList();
+        consumer.Assign(wanted.Select(p => new TopicPartitionOffset(p, from[p])));
+        var seen = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        long delivered = 0, duplicates = 0, records = 0;
+        var done = new HashSet<TopicPartition>();
+        var deadline = Stopwatch.StartNew();
+        while (done.Count < wanted.Count && deadline.Elapsed < TimeSpan.FromSeconds(120))
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            if (result is null)
+            {
+                continue;
+            }
+
+            if (result.IsPartitionEOF || result.Offset.Value >= to[result.TopicPartition])
+            {
+                done.Add(result.TopicPartition);
+                consumer.Pause([result.TopicPartition]);
+                continue;
+            }
+
+            records++;
+            var node = result.Topic;
+            if (!seen.TryGetValue(node, out var ids))
+            {
+                ids = new HashSet<string>(events, StringComparer.Ordinal);
+                seen[node] = ids;
+            }
+
+            foreach (var delivery in NodeDeliveryBatch.Parser.ParseFrom(result.Message.Value).Deliveries)
+            {
+                if (ids.Add(delivery.Event.EventId))
+                {
+                    delivered++;
+                }
+                else
+                {
+                    duplicates++;
+                }
+            }
+        }
+
+        consumer.Close();
+        return (delivered, duplicates, records);
+    }
+
     /// <summary>How many events the fanout sequenced on the run's channels (their <c>seq</c>s).</summary>
     private static async Task<long> SequencedAsync(IDatabase db, PipelineNames names, string[] channels)
     {
@@ -574,8 +625,10 @@ internal static class Router
 
             return new Settings(
                 counts,
-                Int("events", 20_000, 200_000),
-                Int("max-output-records", 200_000, 2_000_000),
+                // The embedded broker keeps 5 MiB per partition: a node topic (4 partitions) holds about
+                // 80,000 deliveries of this size, and they are read back to be counted.
+                Int("events", 20_000, 50_000),
+                Int("max-output-records", 200_000, 500_000),
                 // Not --channels: `./realtime.sh bench` hands its options to every workload, and W3's channels are another thing.
                 Int("router-channels", 100, 100),
                 options.Get("namespace") ?? PipelineNames.DefaultNamespace,
