@@ -75,14 +75,14 @@ internal static class BenchReport
         switch (workload)
         {
             case "W1":
-                text.AppendLine("| run | target | connections | RSS KiB / conn | PSS KiB / conn | idle CPU % | RSS MiB | ratio ours / peer (RSS per conn) |");
-                text.AppendLine("|---|---|---|---|---|---|---|---|");
+                text.AppendLine("| run | target | connections | ΔRSS / N KiB | ΔPSS / N KiB | marginal RSS KiB / conn (since the step before) | idle CPU % | RSS MiB | ratio ours / peer (ΔRSS / N) |");
+                text.AppendLine("|---|---|---|---|---|---|---|---|---|");
                 foreach (var (name, json) in runs)
                 {
                     foreach (var step in json["runs"]!.AsArray())
                     {
                         text.AppendLine(CultureInfo.InvariantCulture,
-                            $"| `{name}` | {json["target"]} | {step!["connections"]} | {step["rssKiBPerConnection"]} | {step["pssKiBPerConnection"]} | {step["idleCpuPercent"]} | {step["rssMiB"]} | {Ratio(runs, json, j => LastStep(j, "rssKiBPerConnection"))} |");
+                            $"| `{name}` | {json["target"]} | {step!["connections"]} | {step["rssKiBPerConnection"]} | {step["pssKiBPerConnection"]} | {step["marginalRssKiBPerConnection"]} | {step["idleCpuPercent"]} | {step["rssMiB"]} | {Ratio(runs, json, j => LastStep(j, "rssKiBPerConnection"))} |");
                     }
                 }
 

@@ -24,7 +24,18 @@ internal static class Idle
         var runs = new JsonArray();
         try
         {
+            // Warm up first (the connection path's code compiled, pools and the heap grown once), so
+            // the baseline holds the one-time costs and ΔRSS / N only what the connections hold.
+            var warmup = new List<IBenchSubscriber>(200);
+            for (var i = 0; i < 200; i++)
+            {
+                warmup.Add(await target.SubscribeAsync(steps.Max() + i, 0, SourceAddresses.For(i), channel + "-warmup", (_, _) => { }, cancellationToken));
+            }
+
+            await Task.WhenAll(warmup.Select(c => c.DisposeAsync().AsTask()));
+            await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
             var baseline = Memory.Read(node.Pid);
+            var previous = (Connections: 0, Memory: baseline);
             foreach (var step in steps)
             {
                 var connectClock = System.Diagnostics.Stopwatch.StartNew();
@@ -48,8 +59,11 @@ internal static class Idle
                     ["pssMiB"] = Math.Round(memory.PssKiB / 1024.0, 1),
                     ["rssKiBPerConnection"] = Math.Round((memory.RssKiB - baseline.RssKiB) / (double)step, 2),
                     ["pssKiBPerConnection"] = Math.Round((memory.PssKiB - baseline.PssKiB) / (double)step, 2),
+                    // What one more connection costs between this step and the one before.
+                    ["marginalRssKiBPerConnection"] = Math.Round((memory.RssKiB - previous.Memory.RssKiB) / (double)(step - previous.Connections), 2),
                     ["idleCpuPercent"] = Math.Round((cpuAfter - cpuBefore) / idleWindow.TotalSeconds * 100, 2),
                 });
+                previous = (step, memory);
             }
         }
         finally
