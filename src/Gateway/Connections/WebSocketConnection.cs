@@ -71,12 +71,13 @@ internal sealed partial class WebSocketConnection : ClientSession
     protected override async Task RunTransportAsync()
     {
         var maxMessage = Services.Options.MaxInboundMessageBytes;
-        var buffer = ArrayPool<byte>.Shared.Rent(4 * 1024);
+        byte[]? buffer = null;
         try
         {
             while (true)
             {
-                // Zero-byte read: an idle connection holds no receive buffer.
+                // Zero-byte read: an idle connection holds no receive buffer, here or in the
+                // pool's hands (a buffer is rented per message and returned once it is handled).
                 var result = await _socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
@@ -84,6 +85,7 @@ internal sealed partial class WebSocketConnection : ClientSession
                 }
 
                 // The zero-byte read consumed nothing; an empty message already reports its end.
+                buffer ??= ArrayPool<byte>.Shared.Rent(4 * 1024);
                 var count = 0;
                 while (!result.EndOfMessage)
                 {
@@ -122,13 +124,14 @@ internal sealed partial class WebSocketConnection : ClientSession
                     return;
                 }
 
-                if (IsClosing)
+                if (!IsClosing)
                 {
                     // Closing: what the client still sends until its close reply has no effect.
-                    continue;
+                    await HandleAsync(buffer.AsMemory(0, count));
                 }
 
-                await HandleAsync(buffer.AsMemory(0, count));
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = null;
             }
         }
         catch (WebSocketException e) when (e.WebSocketErrorCode is not WebSocketError.ConnectionClosedPrematurely)
@@ -143,7 +146,10 @@ internal sealed partial class WebSocketConnection : ClientSession
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
