@@ -26,7 +26,10 @@ internal static class BenchContext
         Microsoft.AspNetCore.SignalR.StackExchangeRedis, and Socket.IO 4 with @socket.io/redis-adapter,
         each with 2 server instances and its own redis-server, measured by the same generator with
         the same payload. Ratios are ours / peer (below 1 is better for us). A run whose generator
-        needed more than 70% of its core is marked invalid.
+        needed more than 70% of its core is marked invalid. Runs named after a change (e.g.
+        `W1-realtime-receive-buffer-per-message`) were re-run after that change, against the peers'
+        figures of the full run.
+
         """;
 
     public const string Epilogue = """

@@ -13,6 +13,12 @@ internal static class Plots
 
     public static void Write(string directory, List<(string Name, JsonObject Json)> results, StringBuilder text)
     {
+        // The plots of this run only: a run with other parameters leaves no stale pictures behind.
+        foreach (var old in Directory.GetFiles(directory, "*.png"))
+        {
+            File.Delete(old);
+        }
+
         text.AppendLine("## Plots").AppendLine();
         foreach (var group in results.Where(r => (string?)r.Json["workload"] is "W2" or "W3" && r.Json["latencyPercentilesMs"] is not null)
                      .GroupBy(r => $"{r.Json["workload"]}-{Key(r.Json)}"))
@@ -36,7 +42,7 @@ internal static class Plots
         if (idle.Count > 0)
         {
             Bars(Path.Combine(directory, "memory-per-connection.png"), "Resident memory per idle WebSocket connection (lower is better)", "KiB per connection",
-                [.. idle.SelectMany(r => r.Json["runs"]!.AsArray().Select(step => ($"{r.Json["target"]} {step!["connections"]}", (double)step["rssKiBPerConnection"]!)))]);
+                [.. idle.SelectMany(r => r.Json["runs"]!.AsArray().Select(step => ($"{r.Name.Replace("W1-", string.Empty, StringComparison.Ordinal)} {step!["connections"]}", (double)step["rssKiBPerConnection"]!)))]);
             text.AppendLine("![memory per connection](benchmarks/memory-per-connection.png)").AppendLine();
         }
     }
