@@ -36,7 +36,13 @@ internal sealed class SignalRTarget : IBenchTarget
     public IReadOnlyList<(string Name, int Pid)> Processes() => _run.Processes();
 
     public async Task<IBenchSubscriber> SubscribeAsync(int index, int instance, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken) =>
-        await SignalRSubscriber.ConnectAsync(Servers[instance], source, channel, onEvent, cancellationToken);
+        await PeerSubscriber.ConnectAsync(
+            async ct =>
+            {
+                var connection = await SignalRConnection.ConnectAsync(Servers[instance], source, onEvent, ct);
+                return (connection, connection.Abort, connection.InvokeAsync("Subscribe", $"[{JsonSerializer.Serialize(channel)}]", ct));
+            },
+            cancellationToken);
 
     public async Task PublishAsync(string channel, long n, CancellationToken cancellationToken)
     {
@@ -50,62 +56,6 @@ internal sealed class SignalRTarget : IBenchTarget
         {
             await (await _publisher.Value).DisposeAsync();
         }
-    }
-}
-
-/// <summary>A SignalR subscriber: one hub connection that invoked <c>Subscribe(channel)</c>.</summary>
-internal sealed class SignalRSubscriber : IBenchSubscriber
-{
-    private readonly Uri _hub;
-    private readonly IPAddress _source;
-    private readonly string _channel;
-    private readonly Action<long, long> _onEvent;
-    private SignalRConnection? _connection;
-
-    private SignalRSubscriber(Uri hub, IPAddress source, string channel, Action<long, long> onEvent)
-    {
-        _hub = hub;
-        _source = source;
-        _channel = channel;
-        _onEvent = onEvent;
-    }
-
-    public static async Task<SignalRSubscriber> ConnectAsync(Uri hub, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken)
-    {
-        var subscriber = new SignalRSubscriber(hub, source, channel, onEvent);
-        await subscriber.SubscribeAsync(cancellationToken);
-        return subscriber;
-    }
-
-    public void Abort() => _connection?.Abort();
-
-    public async Task ReconnectAsync(CancellationToken cancellationToken)
-    {
-        if (_connection is { } old)
-        {
-            _connection = null;
-            await old.DisposeAsync();
-        }
-
-        await SubscribeAsync(cancellationToken);
-    }
-
-    public ValueTask DisposeAsync() => _connection?.DisposeAsync() ?? ValueTask.CompletedTask;
-
-    private async Task SubscribeAsync(CancellationToken cancellationToken)
-    {
-        var connection = await SignalRConnection.ConnectAsync(_hub, _source, _onEvent, cancellationToken);
-        try
-        {
-            await connection.InvokeAsync("Subscribe", $"[{JsonSerializer.Serialize(_channel)}]", cancellationToken);
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-
-        _connection = connection;
     }
 }
 

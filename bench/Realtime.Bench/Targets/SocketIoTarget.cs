@@ -39,7 +39,13 @@ internal sealed class SocketIoTarget : IBenchTarget
     public IReadOnlyList<(string Name, int Pid)> Processes() => _run.Processes();
 
     public async Task<IBenchSubscriber> SubscribeAsync(int index, int instance, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken) =>
-        await SocketIoSubscriber.ConnectAsync(Servers[instance], source, channel, onEvent, cancellationToken);
+        await PeerSubscriber.ConnectAsync(
+            async ct =>
+            {
+                var connection = await SocketIoConnection.ConnectAsync(Servers[instance], source, onEvent, ct);
+                return (connection, connection.Abort, connection.EmitWithAckAsync($"\"subscribe\",{JsonSerializer.Serialize(channel)}", ct));
+            },
+            cancellationToken);
 
     public async Task PublishAsync(string channel, long n, CancellationToken cancellationToken)
     {
@@ -53,62 +59,6 @@ internal sealed class SocketIoTarget : IBenchTarget
         {
             await (await _publisher.Value).DisposeAsync();
         }
-    }
-}
-
-/// <summary>A Socket.IO subscriber: one connection that emitted <c>subscribe(channel)</c> and got its ack.</summary>
-internal sealed class SocketIoSubscriber : IBenchSubscriber
-{
-    private readonly Uri _server;
-    private readonly IPAddress _source;
-    private readonly string _channel;
-    private readonly Action<long, long> _onEvent;
-    private SocketIoConnection? _connection;
-
-    private SocketIoSubscriber(Uri server, IPAddress source, string channel, Action<long, long> onEvent)
-    {
-        _server = server;
-        _source = source;
-        _channel = channel;
-        _onEvent = onEvent;
-    }
-
-    public static async Task<SocketIoSubscriber> ConnectAsync(Uri server, IPAddress source, string channel, Action<long, long> onEvent, CancellationToken cancellationToken)
-    {
-        var subscriber = new SocketIoSubscriber(server, source, channel, onEvent);
-        await subscriber.SubscribeAsync(cancellationToken);
-        return subscriber;
-    }
-
-    public void Abort() => _connection?.Abort();
-
-    public async Task ReconnectAsync(CancellationToken cancellationToken)
-    {
-        if (_connection is { } old)
-        {
-            _connection = null;
-            await old.DisposeAsync();
-        }
-
-        await SubscribeAsync(cancellationToken);
-    }
-
-    public ValueTask DisposeAsync() => _connection?.DisposeAsync() ?? ValueTask.CompletedTask;
-
-    private async Task SubscribeAsync(CancellationToken cancellationToken)
-    {
-        var connection = await SocketIoConnection.ConnectAsync(_server, _source, _onEvent, cancellationToken);
-        try
-        {
-            await connection.EmitWithAckAsync($"\"subscribe\",{JsonSerializer.Serialize(_channel)}", cancellationToken);
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-
-        _connection = connection;
     }
 }
 
