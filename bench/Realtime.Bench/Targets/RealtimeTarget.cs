@@ -109,25 +109,7 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
 
     private async Task ConnectAsync(bool waitForOk, CancellationToken cancellationToken)
     {
-        var source = _source;
-        using var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (context, ct) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    socket.Bind(new IPEndPoint(source, 0));
-                    await socket.ConnectAsync(context.DnsEndPoint, ct);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
+        using var handler = BoundSockets.Handler(_source);
         _socket.Options.SetRequestHeader("Authorization", $"Bearer {_token}");
         using var invoker = new HttpMessageInvoker(handler, disposeHandler: false);
         await _socket.ConnectAsync(_gateway, invoker, cancellationToken);

@@ -211,28 +211,7 @@ internal sealed class PeerWebSocket : IAsyncDisposable
 
     public static async Task<PeerWebSocket> ConnectAsync(Uri uri, IPAddress? source, byte? recordSeparator, PeerMessageHandler onMessage, CancellationToken cancellationToken)
     {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (context, ct) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    if (source is not null)
-                    {
-                        socket.Bind(new IPEndPoint(source, 0));
-                    }
-
-                    await socket.ConnectAsync(context.DnsEndPoint, ct);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
+        var handler = BoundSockets.Handler(source);
         var client = new ClientWebSocket();
         try
         {
