@@ -258,6 +258,8 @@ start_bench_stack() {
   # The system under test: the stack `up` starts, in its own process group so it stops with us.
   # Admission limits sized for the benchmark (W1 holds 19,000 connections on gw-0; W4 reconnects
   # 5,000 at once): the defaults (10,000 and 500/s) protect a node; here the node is measured.
+  # The log is removed first: the wait below must not find the previous run's "is up".
+  rm -f "$RUN_DIR/logs/bench-up.log"
   Gateway__MaxConnections=20000 Gateway__NewConnectionsPerSecond=5000 \
     setsid "$0" up >"$RUN_DIR/logs/bench-up.log" 2>&1 &
   BENCH_UP=$!
