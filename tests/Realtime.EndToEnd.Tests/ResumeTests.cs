@@ -165,10 +165,12 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
         const int Published = 110;
         for (var i = 0; i < Published; i++)
         {
+            // One at a time, each delivered before the next: the live path (fanout, node topic)
+            // never falls 5 MiB behind and loses events to the same retention this test exceeds
+            // for the channel's history. A loaded machine made that happen.
             await publisher.PublishAsync(channel, big);
+            Assert.Single(await publisher.TakeEventsAsync(1, TimeSpan.FromSeconds(30)));
         }
-
-        Assert.Equal(Published, (await publisher.TakeEventsAsync(Published, TimeSpan.FromSeconds(60))).Count);
 
         await using var client = await Stack.ConnectAsync(1, "old", "room:*");
         var reply = await client.RequestAsync(new JsonObject
