@@ -634,12 +634,11 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
     private async Task PumpAsync()
     {
-        var reader = Queue.Reader;
         try
         {
             while (true)
             {
-                while (reader.TryRead(out var item))
+                while (Queue.TryDequeue(out var item))
                 {
                     try
                     {
@@ -658,7 +657,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                     }
                 }
 
-                if (reader.Completion.IsCompleted)
+                if (Queue.IsDrained)
                 {
                     // Everything was sent and nothing more will come. The writer stays taken; the
                     // close runs on the thread pool, never inside whoever queued the last frame.
@@ -669,7 +668,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
                 Volatile.Write(ref _pumping, 0);
                 // A frame queued after the last read found the writer taken and left it to us.
-                if ((!reader.TryPeek(out _) && !reader.Completion.IsCompleted) || Interlocked.CompareExchange(ref _pumping, 1, 0) != 0)
+                if ((!Queue.HasFrames && !Queue.IsDrained) || Interlocked.CompareExchange(ref _pumping, 1, 0) != 0)
                 {
                     return;
                 }

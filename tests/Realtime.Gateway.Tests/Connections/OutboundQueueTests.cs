@@ -14,7 +14,7 @@ public sealed class OutboundQueueTests
         Assert.False(queue.TryEnqueue(new QueuedFrame(frame)));
         Assert.Equal(60, queue.QueuedBytes);
 
-        Assert.True(queue.Reader.TryRead(out var taken));
+        Assert.True(queue.TryDequeue(out var taken));
         queue.Sent(taken!);
         Assert.Equal(0, queue.QueuedBytes);
         Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
@@ -33,11 +33,11 @@ public sealed class OutboundQueueTests
         Assert.True(b.TryEnqueue(new QueuedFrame(frame)));
         frame.Release();
 
-        Assert.True(a.Reader.TryRead(out var fromA));
+        Assert.True(a.TryDequeue(out var fromA));
         a.Sent(fromA!);
         Assert.Equal(new byte[] { 1, 2, 3 }, frame.Memory.ToArray());
 
-        Assert.True(b.Reader.TryRead(out var fromB));
+        Assert.True(b.TryDequeue(out var fromB));
         b.Sent(fromB!);
         Assert.Throws<ObjectDisposedException>(() => frame.Memory);
         Assert.Throws<InvalidOperationException>(frame.Release);
@@ -51,8 +51,38 @@ public sealed class OutboundQueueTests
         Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
         queue.Complete();
         Assert.False(queue.TryEnqueue(new QueuedFrame(frame)));
-        Assert.True(queue.Reader.TryRead(out var queued));
+        Assert.False(queue.IsDrained);
+        Assert.True(queue.TryDequeue(out var queued));
         queue.Sent(queued!);
+        Assert.True(queue.IsDrained);
+        Assert.False(queue.TryDequeue(out _));
         frame.Release();
+    }
+
+    [Fact]
+    public void Frames_come_out_in_order_and_a_burst_does_not_keep_its_room()
+    {
+        var queue = new OutboundQueue(1_000_000);
+        var frames = Enumerable.Range(0, 100).Select(i => SharedFrame.Copy([(byte)i])).ToList();
+        foreach (var frame in frames)
+        {
+            Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
+        }
+
+        Assert.True(queue.HasFrames);
+        for (var i = 0; i < frames.Count; i++)
+        {
+            Assert.True(queue.TryDequeue(out var item));
+            Assert.Equal((byte)i, item.Frame.Memory.Span[0]);
+            queue.Sent(item);
+        }
+
+        Assert.False(queue.HasFrames);
+        Assert.False(queue.IsDrained);
+        Assert.Equal(0, queue.QueuedBytes);
+        Assert.True(queue.TryEnqueue(new QueuedFrame(frames[0])));
+        Assert.True(queue.TryDequeue(out var again));
+        queue.Sent(again);
+        frames.ForEach(f => f.Release());
     }
 }
