@@ -38,7 +38,7 @@ var result = workload switch
     "W4" => await ReconnectStorm.RunAsync(target, Int("clients", 200, 5000), Int("rate", 10, 10), TimeSpan.FromSeconds(Int("seconds", 9, 30)), deadline.Token),
     "W5" => await Router.RunAsync(options, quick, deadline.Token),
     "W6" => await Replay.RunAsync(TokenFor("bench-replay"), quick ? 2_000 : 10_000, deadline.Token),
-    _ => throw new ArgumentException($"unknown workload {workload} (W2, W5, W6)"),
+    _ => throw new ArgumentException($"unknown workload {workload} (W1-W6)"),
 };
 result["quick"] = quick;
 var name = options.Get("name") ?? $"{workload}-{target.Name}{(quick ? "-quick" : string.Empty)}";

@@ -14,40 +14,22 @@ internal static class Broadcast
         var total = (int)(ratePerSecond * duration.TotalSeconds);
         var ledger = new DeliveryLedger(subscribers, total);
         var measurement = new Measurement(target.Processes);
-        var clients = new List<IBenchSubscriber>(subscribers);
+        await using var clients = new SubscriberSet();
         var connectClock = Stopwatch.StartNew();
-        try
+        await clients.ConnectAsync(target, subscribers, _ => channel, channels: 1, measurement, ledger, cancellationToken);
+        var connectSeconds = connectClock.Elapsed.TotalSeconds;
+        measurement.Start();
+        await Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(channel, n, cancellationToken), cancellationToken);
+        var expected = (long)total * subscribers;
+        await Settle.UntilAsync(() => ledger.Delivered >= expected, TimeSpan.FromSeconds(15), cancellationToken);
+        return measurement.Finish("W2", target.Name, new JsonObject
         {
-            for (var i = 0; i < subscribers; i++)
-            {
-                var index = i;
-                clients.Add(await target.SubscribeAsync(i, i % target.Instances, SourceAddresses.For(i), channel, (micros, n) =>
-                {
-                    measurement.RecordMicros(micros);
-                    ledger.Record(index, n);
-                }, cancellationToken));
-            }
-
-            var connectSeconds = connectClock.Elapsed.TotalSeconds;
-            measurement.Start();
-            await Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(channel, n, cancellationToken), cancellationToken);
-            var expected = (long)total * subscribers;
-            await Settle.UntilAsync(() => ledger.Delivered >= expected, TimeSpan.FromSeconds(15), cancellationToken);
-            var report = measurement.Finish("W2", target.Name, new JsonObject
-            {
-                ["subscribers"] = subscribers,
-                ["eventsPerSecond"] = ratePerSecond,
-                ["seconds"] = duration.TotalSeconds,
-                ["connectSeconds"] = Math.Round(connectSeconds, 2),
-                ["connectRatePerSecond"] = Math.Round(subscribers / connectSeconds, 0),
-            }, expected, ledger.Delivered);
-            report["duplicates"] = ledger.Duplicates;
-            return report;
-        }
-        finally
-        {
-            await Task.WhenAll(clients.Select(c => c.DisposeAsync().AsTask()));
-        }
+            ["subscribers"] = subscribers,
+            ["eventsPerSecond"] = ratePerSecond,
+            ["seconds"] = duration.TotalSeconds,
+            ["connectSeconds"] = Math.Round(connectSeconds, 2),
+            ["connectRatePerSecond"] = Math.Round(subscribers / connectSeconds, 0),
+        }, expected, ledger);
     }
 }
 

@@ -17,37 +17,19 @@ internal static class ManyChannels
         var perChannel = (total + channels - 1) / channels;
         var ledger = new DeliveryLedger(channels, perChannel);
         var measurement = new Measurement(target.Processes);
-        var clients = new List<IBenchSubscriber>(channels);
+        await using var clients = new SubscriberSet();
         var connectClock = Stopwatch.StartNew();
-        try
+        await clients.ConnectAsync(target, channels, i => prefix + i, channels, measurement, ledger, cancellationToken);
+        var connectSeconds = connectClock.Elapsed.TotalSeconds;
+        measurement.Start();
+        await Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(prefix + (n % channels), n, cancellationToken), cancellationToken);
+        await Settle.UntilAsync(() => ledger.Delivered >= total, TimeSpan.FromSeconds(15), cancellationToken);
+        return measurement.Finish("W3", target.Name, new JsonObject
         {
-            for (var i = 0; i < channels; i++)
-            {
-                var index = i;
-                clients.Add(await target.SubscribeAsync(i, i % target.Instances, SourceAddresses.For(i), prefix + i, (micros, n) =>
-                {
-                    measurement.RecordMicros(micros);
-                    ledger.Record(index, n / channels);
-                }, cancellationToken));
-            }
-
-            var connectSeconds = connectClock.Elapsed.TotalSeconds;
-            measurement.Start();
-            await Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(prefix + (n % channels), n, cancellationToken), cancellationToken);
-            await Settle.UntilAsync(() => ledger.Delivered >= total, TimeSpan.FromSeconds(15), cancellationToken);
-            var report = measurement.Finish("W3", target.Name, new JsonObject
-            {
-                ["channels"] = channels,
-                ["eventsPerSecond"] = ratePerSecond,
-                ["seconds"] = duration.TotalSeconds,
-                ["connectSeconds"] = Math.Round(connectSeconds, 2),
-            }, total, ledger.Delivered);
-            report["duplicates"] = ledger.Duplicates;
-            return report;
-        }
-        finally
-        {
-            await Task.WhenAll(clients.Select(c => c.DisposeAsync().AsTask()));
-        }
+            ["channels"] = channels,
+            ["eventsPerSecond"] = ratePerSecond,
+            ["seconds"] = duration.TotalSeconds,
+            ["connectSeconds"] = Math.Round(connectSeconds, 2),
+        }, total, ledger);
     }
 }

@@ -34,6 +34,14 @@ internal sealed class Measurement
     public List<ProcessSample> Snapshot() =>
         [.. _processes().Select(p => ProcessSample.Read(p.Name, p.Pid)).OfType<ProcessSample>()];
 
+    /// <summary>Stops the clock and builds the result of a run whose deliveries a ledger counted (lost and duplicated ones too).</summary>
+    public JsonObject Finish(string workload, string target, JsonObject parameters, long expected, DeliveryLedger ledger)
+    {
+        var report = Finish(workload, target, parameters, expected, ledger.Delivered);
+        report["duplicates"] = ledger.Duplicates;
+        return report;
+    }
+
     /// <summary>Stops the clock and builds the result: <paramref name="parameters"/> plus the common figures.</summary>
     public JsonObject Finish(string workload, string target, JsonObject parameters, long expected, long delivered, bool withLatency = true)
     {

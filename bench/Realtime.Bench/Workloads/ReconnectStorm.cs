@@ -20,70 +20,54 @@ internal static class ReconnectStorm
         var perChannel = (total + Channels - 1) / Channels;
         var ledger = new DeliveryLedger(clientCount, perChannel);
         var measurement = new Measurement(target.Processes);
-        var clients = new IBenchSubscriber[clientCount];
-        try
+        await using var set = new SubscriberSet();
+        await set.ConnectAsync(target, clientCount, i => prefix + (i % Channels), Channels, measurement, ledger, cancellationToken);
+        var clients = set.Clients;
+        measurement.Start();
+        var publishing = Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(prefix + (n % Channels), n, cancellationToken), cancellationToken);
+        await Task.Delay(duration / 3, cancellationToken);
+
+        foreach (var client in clients)
         {
-            for (var i = 0; i < clientCount; i++)
+            client.Abort();
+        }
+
+        var storm = Stopwatch.StartNew();
+        var failedHandshakes = 0L;
+        var back = new double[clientCount];
+        await Task.WhenAll(clients.Select(async (client, i) =>
+        {
+            while (true)
             {
-                var index = i;
-                clients[i] = await target.SubscribeAsync(i, i % target.Instances, SourceAddresses.For(i), prefix + (i % Channels), (micros, n) =>
+                try
                 {
-                    measurement.RecordMicros(micros);
-                    ledger.Record(index, n / Channels);
-                }, cancellationToken);
-            }
-
-            measurement.Start();
-            var publishing = Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(prefix + (n % Channels), n, cancellationToken), cancellationToken);
-            await Task.Delay(duration / 3, cancellationToken);
-
-            foreach (var client in clients)
-            {
-                client.Abort();
-            }
-
-            var storm = Stopwatch.StartNew();
-            var failedHandshakes = 0L;
-            var back = new double[clientCount];
-            await Task.WhenAll(clients.Select(async (client, i) =>
-            {
-                while (true)
-                {
-                    try
-                    {
-                        await client.ReconnectAsync(cancellationToken);
-                        back[i] = storm.Elapsed.TotalSeconds;
-                        return;
-                    }
-                    catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or HttpRequestException or TimeoutException or IOException)
-                    {
-                        // Refused (admission control's 503, a full accept queue) or cut: back off and try again, as a client would.
-                        Interlocked.Increment(ref failedHandshakes);
-                        await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(100, 600)), cancellationToken);
-                    }
+                    await client.ReconnectAsync(cancellationToken);
+                    back[i] = storm.Elapsed.TotalSeconds;
+                    return;
                 }
-            }));
+                catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or HttpRequestException or TimeoutException or IOException)
+                {
+                    // Refused (admission control's 503, a full accept queue) or cut: back off and try again, as a client would.
+                    Interlocked.Increment(ref failedHandshakes);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(100, 600)), cancellationToken);
+                }
+            }
+        }));
 
-            await publishing;
-            var expected = (long)perChannel * clientCount;
-            await Settle.UntilAsync(() => ledger.Delivered >= expected, TimeSpan.FromSeconds(15), cancellationToken);
-            Array.Sort(back);
-            var report = measurement.Finish("W4", target.Name, new JsonObject
-            {
-                ["clients"] = clientCount,
-                ["channels"] = Channels,
-                ["eventsPerSecond"] = ratePerSecond,
-                ["seconds"] = duration.TotalSeconds,
-            }, expected, ledger.Delivered);
-            report["reconnected95PercentSeconds"] = Math.Round(back[(int)Math.Ceiling(clientCount * 0.95) - 1], 3);
-            report["reconnected100PercentSeconds"] = Math.Round(back[^1], 3);
-            report["failedHandshakes"] = failedHandshakes;
-            report["duplicates"] = ledger.Duplicates;
-            return report;
-        }
-        finally
+        await publishing;
+        var expected = (long)perChannel * clientCount;
+        await Settle.UntilAsync(() => ledger.Delivered >= expected, TimeSpan.FromSeconds(15), cancellationToken);
+        Array.Sort(back);
+        var report = measurement.Finish("W4", target.Name, new JsonObject
         {
-            await Task.WhenAll(clients.Where(c => c is not null).Select(c => c.DisposeAsync().AsTask()));
-        }
+            ["clients"] = clientCount,
+            ["channels"] = Channels,
+            ["eventsPerSecond"] = ratePerSecond,
+            ["seconds"] = duration.TotalSeconds,
+        }, expected, ledger);
+        report["reconnected95PercentSeconds"] = Math.Round(back[(int)Math.Ceiling(clientCount * 0.95) - 1], 3);
+        report["reconnected100PercentSeconds"] = Math.Round(back[^1], 3);
+        report["failedHandshakes"] = failedHandshakes;
+        return report;
     }
 }

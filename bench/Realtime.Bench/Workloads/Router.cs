@@ -24,9 +24,11 @@ namespace Realtime.Bench.Workloads;
 /// created the way a gateway gets its topic (a metadata request that may create it). Nobody consumes
 /// those topics. The fanout is paused (<c>POST /admin/pause</c>), the run's events are written into
 /// the ingress topic as valid <c>EventEnvelope</c> records keyed by channel (idempotent, acks=all
-/// producer), then the fanout is resumed and the clock runs until every node topic's high watermark has
-/// grown by the number of events. Watermarks keep growing when the embedded broker drops old data of a
-/// partition, so they count what was written even when the topic holds less. The rates count from the
+/// producer), then the fanout is resumed. Node-topic records carry batches of deliveries, so the run is
+/// done when the fanout group has committed all of it (an offset is stored only once every node record
+/// carrying it was acknowledged), and the routing time is the last node-topic watermark movement before
+/// that. The records are then read back and their deliveries counted per node and event (lost and
+/// duplicated ones), which is why a run must also fit what a node topic retains. The rates count from the
 /// first routed record (a paused librdkafka consumer needs 0.3-1 s after Resume before it fetches again,
 /// which is the pause, not the routing); the rates from the resume request are reported too.
 /// </para>

@@ -330,17 +330,8 @@ internal sealed partial class FanoutWorker(
         // A sampled trace continues here and on to the node; otherwise the publisher's context is
         // carried over as it came.
         using var activity = PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Extract(record.Message.Headers));
-        string? traceparent = null, tracestate = null;
-        if (activity is not null)
-        {
-            activity.SetTag("realtime.targets", targets.Length);
-            (traceparent, tracestate) = (activity.Id, activity.TraceStateString);
-        }
-        else if (record.Message.Headers is { } headers && headers.TryGetLastBytes(KafkaTraceContext.TraceParentHeader, out var parent))
-        {
-            traceparent = Encoding.ASCII.GetString(parent);
-            tracestate = headers.TryGetLastBytes(KafkaTraceContext.TraceStateHeader, out var state) ? Encoding.ASCII.GetString(state) : null;
-        }
+        activity?.SetTag("realtime.targets", targets.Length);
+        var (traceparent, tracestate) = activity is not null ? (activity.Id, activity.TraceStateString) : KafkaTraceContext.Read(record.Message.Headers);
 
         // Encoded once, appended to the batch of every target node.
         var delivery = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent, tracestate);

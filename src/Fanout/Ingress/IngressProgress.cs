@@ -42,31 +42,11 @@ internal sealed class IngressProgress
 
     /// <summary>Records one acknowledgement of a record added in <paramref name="generation"/>.</summary>
     /// <returns>The offset to store now, or -1 when the safe offset did not move.</returns>
-    public long Acknowledge(int generation, int partition, long offset)
-    {
-        lock (_gate)
-        {
-            if (generation != Generation || !_partitions.TryGetValue(partition, out var progress)
-                || !progress.Remaining.TryGetValue(offset, out var remaining))
-            {
-                return -1;
-            }
-
-            if (remaining > 1)
-            {
-                progress.Remaining[offset] = remaining - 1;
-                return -1;
-            }
-
-            progress.Remaining.Remove(offset);
-            _inFlight--;
-            return progress.Advance();
-        }
-    }
+    public long Acknowledge(int generation, int partition, long offset) => AcknowledgeAll(generation, partition, [offset]);
 
     /// <summary>Records one acknowledgement of each record in <paramref name="offsets"/> (one batch record's worth), under one lock.</summary>
     /// <returns>The offset to store now, or -1 when the safe offset did not move.</returns>
-    public long AcknowledgeAll(int generation, int partition, List<long> offsets)
+    public long AcknowledgeAll(int generation, int partition, IReadOnlyList<long> offsets)
     {
         lock (_gate)
         {
@@ -76,8 +56,9 @@ internal sealed class IngressProgress
             }
 
             var safe = -1L;
-            foreach (var offset in offsets)
+            for (var i = 0; i < offsets.Count; i++)
             {
+                var offset = offsets[i];
                 if (!progress.Remaining.TryGetValue(offset, out var remaining))
                 {
                     continue;

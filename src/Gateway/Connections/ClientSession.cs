@@ -668,7 +668,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
                 Volatile.Write(ref _pumping, 0);
                 // A frame queued after the last read found the writer taken and left it to us.
-                if ((!Queue.HasFrames && !Queue.IsDrained) || Interlocked.CompareExchange(ref _pumping, 1, 0) != 0)
+                if (!Queue.NeedsWriter || Interlocked.CompareExchange(ref _pumping, 1, 0) != 0)
                 {
                     return;
                 }

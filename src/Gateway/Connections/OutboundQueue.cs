@@ -37,14 +37,14 @@ internal sealed class OutboundQueue(long limitBytes)
 
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
-    /// <summary>True when a frame is waiting.</summary>
-    public bool HasFrames
+    /// <summary>True when the writer has something to do: a frame waits, or the queue was completed (the close is due).</summary>
+    public bool NeedsWriter
     {
         get
         {
             lock (_gate)
             {
-                return _frames is { Count: > 0 };
+                return _completed || _frames is { Count: > 0 };
             }
         }
     }

@@ -124,9 +124,9 @@ internal sealed partial class WebSocketConnection : ClientSession
                     return;
                 }
 
+                // While closing, what the client still sends until its close reply has no effect.
                 if (!IsClosing)
                 {
-                    // Closing: what the client still sends until its close reply has no effect.
                     await HandleAsync(buffer.AsMemory(0, count));
                 }
 

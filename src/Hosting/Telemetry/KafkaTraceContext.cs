@@ -32,14 +32,17 @@ public static class KafkaTraceContext
     }
 
     /// <summary>The parent context carried by a record, if any.</summary>
-    public static ActivityContext Extract(Headers? headers)
+    public static ActivityContext Extract(Headers? headers) =>
+        Read(headers) is ({ } parent, var state) && ActivityContext.TryParse(parent, state, isRemote: true, out var context) ? context : default;
+
+    /// <summary>The W3C trace headers a record carries, as they are (null when absent).</summary>
+    public static (string? TraceParent, string? TraceState) Read(Headers? headers)
     {
         if (headers is null || !headers.TryGetLastBytes(TraceParentHeader, out var parent))
         {
-            return default;
+            return (null, null);
         }
 
-        string? state = headers.TryGetLastBytes(TraceStateHeader, out var stateBytes) ? Encoding.ASCII.GetString(stateBytes) : null;
-        return ActivityContext.TryParse(Encoding.ASCII.GetString(parent), state, isRemote: true, out var context) ? context : default;
+        return (Encoding.ASCII.GetString(parent), headers.TryGetLastBytes(TraceStateHeader, out var state) ? Encoding.ASCII.GetString(state) : null);
     }
 }

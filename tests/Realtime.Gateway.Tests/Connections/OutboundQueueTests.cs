@@ -69,7 +69,7 @@ public sealed class OutboundQueueTests
             Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
         }
 
-        Assert.True(queue.HasFrames);
+        Assert.True(queue.NeedsWriter);
         for (var i = 0; i < frames.Count; i++)
         {
             Assert.True(queue.TryDequeue(out var item));
@@ -77,7 +77,7 @@ public sealed class OutboundQueueTests
             queue.Sent(item);
         }
 
-        Assert.False(queue.HasFrames);
+        Assert.False(queue.NeedsWriter);
         Assert.False(queue.IsDrained);
         Assert.Equal(0, queue.QueuedBytes);
         Assert.True(queue.TryEnqueue(new QueuedFrame(frames[0])));
