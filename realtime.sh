@@ -358,14 +358,38 @@ cmd_test() {
   # all there is.
   dotnet test --solution "$ROOT/Realtime.Pipeline.sln" -c "$CONFIGURATION" --no-build --max-parallel-test-modules 1 \
     --results-directory "$ROOT/TestResults" --report-trx --timeout 30m --output Detailed "$@" 2>&1 | tee "$log" || status=$?
-  summarize "$log"
+  summarize "$log" "$ROOT/TestResults"
   return "$status"
 }
 
-summarize() { # totals of the final "Test run summary" block, as one plain line
-  python3 - "$1" <<'PY' || true
-import re, sys
+# The totals of the final "Test run summary" block as one plain line, preceded by each failed
+# test's name, message and output from the .trx files: CI keeps only the tail of a long log,
+# and that is where a failure has to be readable.
+summarize() {
+  python3 - "$1" "$2" <<'PY' || true
+import glob, os, re, sys
+import xml.etree.ElementTree as ET
 text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", open(sys.argv[1], errors="replace").read())
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+def clip(value, limit):
+    value = (value or "").strip()
+    return value if len(value) <= limit else "..." + value[-limit:]
+for trx in sorted(glob.glob(os.path.join(sys.argv[2], "*.trx"))):
+    try:
+        root = ET.parse(trx).getroot()
+    except ET.ParseError:
+        continue
+    for result in root.iterfind(".//t:UnitTestResult", ns):
+        if result.get("outcome") not in ("Failed", "Error", "Timeout", "Aborted"):
+            continue
+        output = result.find("t:Output", ns)
+        def field(path):
+            node = output.find(path, ns) if output is not None else None
+            return node.text if node is not None else ""
+        print(f"FAILED {result.get('testName')} ({result.get('duration')})")
+        print("  message: " + clip(field("t:ErrorInfo/t:Message"), 2000).replace("\n", "\n  "))
+        print("  stack:   " + clip(field("t:ErrorInfo/t:StackTrace"), 1500).replace("\n", "\n  "))
+        print("  output:  " + clip(field("t:StdOut"), 2500).replace("\n", "\n  "))
 block = text.rsplit("Test run summary", 1)[1] if "Test run summary" in text else ""
 def count(name):
     m = re.search(rf"^\s*{name}: (\d+)\s*$", block, re.M)
