@@ -70,6 +70,11 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
             await s.ConnectAsync(1);
         })).ToList();
         var heldPoll = poller.GetAsync(new Uri(pipeline.Gateways[0].Http, $"/v1/poll?cursor={(string?)pollStart["cursor"]}"));
+        // The poll must be held before the drain starts: one that arrives after it is refused
+        // with 503, which is right for a new request but not what this test is about.
+        await PipelineTests.WaitUntilAsync(
+            async () => (await PrometheusText.ScrapeAsync(pipeline.Gateways[0].Http)).Sum("realtime_gateway_connections", ("transport", "longpoll")) >= 1,
+            TimeSpan.FromSeconds(10));
         var terminate = pipeline.Gateways[0].Process.TerminateAsync(Window + TimeSpan.FromSeconds(20));
 
         // The held poll is answered at once (nothing new: 204), not at the end of its hold.
