@@ -39,6 +39,7 @@ internal sealed partial class FanoutWorker(
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RewindPause = TimeSpan.FromMilliseconds(250);
     private static readonly byte[] BatchHeaderValue = "1"u8.ToArray();
 
     // A node-topic record stays well under Kafka's default 1 MiB message size, even with one more
@@ -55,6 +56,8 @@ internal sealed partial class FanoutWorker(
     private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _capacity = new(0);
     private volatile IConsumer<byte[], byte[]>? _consumer;
+    private ConsumedBatch? _held;
+    private ConsumedBatch? _reading;
     private int _rewindRequested;
     private volatile bool _pauseRequested;
     private volatile bool _paused;
@@ -120,6 +123,8 @@ internal sealed partial class FanoutWorker(
         catch (Exception e)
         {
             LogCrashed(e);
+            // The host stops on this exception but would exit with 0: a crash must not look like a clean stop.
+            Environment.ExitCode = 1;
             throw;
         }
     }
@@ -148,32 +153,49 @@ internal sealed partial class FanoutWorker(
                 // in flight, commit what it stored, then let the new owner start from there.
                 producer.Flush(FlushTimeout);
                 TryCommit(consumer);
-                _progress.Remove(partitions.Select(p => p.Partition.Value));
+                Forget([.. partitions.Select(p => p.Partition.Value)]);
                 status.SetAssigned(consumer.Assignment.Count - partitions.Count);
                 var revoked = FormatPartitions(partitions.Select(p => p.TopicPartition));
                 LogRevoked(revoked, status.AssignedPartitions);
             })
             .SetPartitionsLostHandler((consumer, partitions) =>
             {
-                _progress.Remove(partitions.Select(p => p.Partition.Value));
+                Forget([.. partitions.Select(p => p.Partition.Value)]);
                 status.SetAssigned(0);
                 var lost = FormatPartitions(partitions.Select(p => p.TopicPartition));
                 LogLost(lost);
             })
             .Build();
 
+    /// <summary>
+    /// Lets go of partitions this instance no longer owns: their progress, and their records in the
+    /// batch being read and the batch held for dispatch (the new owner reads them again from the
+    /// last commit). Runs on the consume thread, inside <c>Consume</c>.
+    /// </summary>
+    private void Forget(HashSet<int> partitions)
+    {
+        _progress.Remove(partitions);
+        _reading?.Remove(partitions);
+        _held?.Drop(partitions);
+    }
+
     private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
     {
-        var batch = new List<ConsumeResult<byte[], byte[]>>(_options.MaxBatchSize);
-        var records = new List<(long Offset, byte[] Envelope, bool Transient)>(_options.MaxBatchSize);
-        var channels = new List<ChannelWork>();
-        var byChannel = new Dictionary<(string Channel, int Partition), ChannelWork>();
+        // Two batches in turn: while Redis sequences the one just read, the one it sequenced before
+        // is dispatched. Sequencing stays strictly one batch after another (the next batch is sent
+        // only once the previous answer is in), so seqs are assigned in ingress order as before.
+        var held = new ConsumedBatch(_options.MaxBatchSize);
+        var reading = new ConsumedBatch(_options.MaxBatchSize);
+        _held = held;
+        _reading = reading;
+        var holding = false;
 
         while (!stoppingToken.IsCancellationRequested)
         {
             if (Volatile.Read(ref _rewindRequested) != 0)
             {
-                Rewind(consumer, producer);
+                Rewind(consumer, producer, holding ? held : null, stoppingToken);
+                holding = false;
             }
 
             if (_pauseRequested != _paused)
@@ -181,73 +203,85 @@ internal sealed partial class FanoutWorker(
                 ApplyPause(consumer);
             }
 
-            if (_progress.InFlight >= _options.MaxInFlightRecords)
+            var full = _progress.InFlight >= _options.MaxInFlightRecords;
+            if (full && !holding)
             {
                 _capacity.Wait(PollTimeout, stoppingToken);
                 continue;
             }
 
-            FillBatch(consumer, batch, stoppingToken);
-            if (batch.Count == 0)
+            reading.Clear();
+            if (!full)
+            {
+                // With a batch held, take only what is already buffered: the held batch must not
+                // wait for traffic that may not come.
+                FillBatch(consumer, reading.Records, holding ? TimeSpan.Zero : PollTimeout, stoppingToken);
+            }
+
+            Task? sequencing = null;
+            var sequencingStarted = 0L;
+            if (reading.Count > 0)
+            {
+                reading.Group(IsTransient);
+                metrics.Batch(reading.Count);
+                foreach (var record in reading.Records)
+                {
+                    latency.RecordSince(DeliveryHop.IngressToFanout, record.Message.Timestamp.UnixTimestampMs);
+                }
+
+                sequencingStarted = Stopwatch.GetTimestamp();
+                sequencing = StartSequencing(reading);
+            }
+
+            if (holding)
+            {
+                DispatchAll(consumer, producer, held, stoppingToken);
+                holding = false;
+            }
+
+            if (sequencing is null)
             {
                 continue;
             }
 
-            channels.Clear();
-            byChannel.Clear();
-            records.Clear();
-            metrics.Batch(batch.Count);
-            for (var i = 0; i < batch.Count; i++)
-            {
-                var record = batch[i];
-                latency.RecordSince(DeliveryHop.IngressToFanout, record.Message.Timestamp.UnixTimestampMs);
-                records.Add((record.Offset.Value, record.Message.Value ?? [], IsTransient(record.Message.Headers)));
-                var key = (Encoding.UTF8.GetString(record.Message.Key ?? []), record.Partition.Value);
-                if (!byChannel.TryGetValue(key, out var work))
-                {
-                    work = new ChannelWork(key.Item1, key.Item2);
-                    byChannel[key] = work;
-                    channels.Add(work);
-                }
-
-                work.Records.Add(i);
-            }
-
-            if (!TrySequence(channels, records, stoppingToken))
+            if (!CompleteSequencing(sequencing, reading, stoppingToken))
             {
                 return;
             }
 
-            metrics.Lookups(channels.Count, sequencer.LastBatchCacheHits);
-
-            // Dispatch in ingress order, so per-partition progress sees offsets ascending.
-            var routedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
-            var workOf = new (ChannelWork Work, int Position)[batch.Count];
-            foreach (var work in channels)
-            {
-                for (var j = 0; j < work.Records.Count; j++)
-                {
-                    workOf[work.Records[j]] = (work, j);
-                }
-            }
-
-            for (var i = 0; i < batch.Count; i++)
-            {
-                var (work, position) = workOf[i];
-                Dispatch(consumer, producer, batch[i], work, position, routedAt, stoppingToken);
-            }
-
-            ProduceBatches(producer, stoppingToken);
-
-            status.RecordBatch(batch.Count);
-            batch.Clear();
+            metrics.Sequenced(Stopwatch.GetElapsedTime(sequencingStarted));
+            metrics.Lookups(reading.Channels.Count, sequencer.LastBatchCacheHits);
+            (held, reading) = (reading, held);
+            _held = held;
+            _reading = reading;
+            holding = true;
         }
     }
 
-    /// <summary>Takes what the consumer has buffered, waiting only for the first record.</summary>
-    private static void FillBatch(IConsumer<byte[], byte[]> consumer, List<ConsumeResult<byte[], byte[]>> batch, CancellationToken stoppingToken)
+    /// <summary>Routes a sequenced batch: every record, in ingress order, to its channel's target nodes.</summary>
+    private void DispatchAll(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, ConsumedBatch batch, CancellationToken stoppingToken)
     {
-        var timeout = PollTimeout;
+        // In ingress order, so per-partition progress sees offsets ascending.
+        var routedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var byRecord = batch.ByRecord();
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (batch.IsDropped(i))
+            {
+                continue;
+            }
+
+            var (work, position) = byRecord[i];
+            Dispatch(consumer, producer, batch.Records[i], work, position, routedAt, stoppingToken);
+        }
+
+        ProduceBatches(producer, stoppingToken);
+        status.RecordBatch(batch.Count);
+    }
+
+    /// <summary>Takes what the consumer has buffered, waiting at most <paramref name="timeout"/> for the first record.</summary>
+    private static void FillBatch(IConsumer<byte[], byte[]> consumer, List<ConsumeResult<byte[], byte[]>> batch, TimeSpan timeout, CancellationToken stoppingToken)
+    {
         while (batch.Count < batch.Capacity && !stoppingToken.IsCancellationRequested)
         {
             ConsumeResult<byte[], byte[]>? result;
@@ -275,7 +309,10 @@ internal sealed partial class FanoutWorker(
     private static bool IsTransient(Headers? headers) =>
         headers is not null && headers.TryGetLastBytes(IngressHeaders.Transient, out var value) && value is [(byte)'1'];
 
-    private bool TrySequence(List<ChannelWork> channels, List<(long Offset, byte[] Envelope, bool Transient)> records, CancellationToken stoppingToken)
+    private Task StartSequencing(ConsumedBatch batch) => sequencer.SequenceAsync(batch.Channels, batch.Inputs);
+
+    /// <summary>Waits for a batch's sequencing; while Redis cannot answer, asks again (sequencing is idempotent).</summary>
+    private bool CompleteSequencing(Task sequencing, ConsumedBatch batch, CancellationToken stoppingToken)
     {
         // Without routes the batch cannot be delivered, and skipping it would lose it: wait
         // for Redis instead. Consumer heartbeats run on librdkafka's threads meanwhile.
@@ -284,7 +321,7 @@ internal sealed partial class FanoutWorker(
         {
             try
             {
-                sequencer.SequenceAsync(channels, records).GetAwaiter().GetResult();
+                sequencing.GetAwaiter().GetResult();
                 return true;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
@@ -295,6 +332,7 @@ internal sealed partial class FanoutWorker(
                 }
 
                 stoppingToken.WaitHandle.WaitOne(_options.RedisRetryDelay);
+                sequencing = StartSequencing(batch);
             }
         }
 
@@ -395,11 +433,18 @@ internal sealed partial class FanoutWorker(
         };
         var generation = _progress.Generation;
         var started = Stopwatch.GetTimestamp();
-        ProduceWithBackpressure(producer, NodeTopic(batch.Node), message, report =>
+        var topic = NodeTopic(batch.Node);
+        if (ProduceWithBackpressure(producer, topic, message, report =>
+            {
+                metrics.Produced(Stopwatch.GetElapsedTime(started));
+                Acknowledge(report, generation, partition, offsets);
+            }, stoppingToken) is { } refused)
         {
-            metrics.Produced(Stopwatch.GetElapsedTime(started));
-            Acknowledge(report, generation, partition, offsets);
-        }, stoppingToken);
+            // Refused before it was sent (e.g. the topic is unknown or not authorized right now):
+            // the same as a failed delivery. Its offsets stay unacknowledged, so the rewind re-reads them.
+            LogDeliveryFailed(topic, refused.Reason, partition, offsets[0]);
+            Interlocked.Exchange(ref _rewindRequested, 1);
+        }
     }
 
     private byte[] PartitionKey(int partition)
@@ -413,7 +458,9 @@ internal sealed partial class FanoutWorker(
         return key;
     }
 
-    private void ProduceWithBackpressure(
+    /// <summary>Hands a record to the producer, waiting while its queue is full.</summary>
+    /// <returns>Null once the producer has the record (its report follows), or the error it refused it with.</returns>
+    private Error? ProduceWithBackpressure(
         IProducer<byte[], byte[]> producer,
         string topic,
         Message<byte[], byte[]> message,
@@ -425,11 +472,15 @@ internal sealed partial class FanoutWorker(
             try
             {
                 producer.Produce(topic, message, onDelivered);
-                return;
+                return null;
             }
             catch (ProduceException<byte[], byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull && !stoppingToken.IsCancellationRequested)
             {
                 _capacity.Wait(PollTimeout, CancellationToken.None);
+            }
+            catch (ProduceException<byte[], byte[]> e) when (e.Error.Code != ErrorCode.Local_QueueFull)
+            {
+                return e.Error;
             }
         }
     }
@@ -482,13 +533,23 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private void Rewind(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer)
+    private void Rewind(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, ConsumedBatch? held, CancellationToken stoppingToken)
     {
         // Let every outstanding write settle so the progress knows exactly what was delivered,
-        // then re-read from the first record that was not.
+        // then re-read from the first record that was not. A batch sequenced but not dispatched
+        // yet is read again too (sequencing it again returns the same seqs).
         producer.Flush(FlushTimeout);
         Interlocked.Exchange(ref _rewindRequested, 0);
-        foreach (var (partition, offset) in _progress.Rewind())
+        // A write that keeps failing (a node topic that is unwritable for a while) must not turn
+        // into a hot loop of re-reads; a rewind is rare enough that a short pause costs nothing.
+        stoppingToken.WaitHandle.WaitOne(RewindPause);
+        var seekTo = _progress.Rewind();
+        foreach (var (partition, offset) in held?.FirstOffsets() ?? [])
+        {
+            seekTo.TryAdd(partition, offset);
+        }
+
+        foreach (var (partition, offset) in seekTo)
         {
             try
             {

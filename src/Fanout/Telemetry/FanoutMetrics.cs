@@ -13,6 +13,7 @@ internal sealed class FanoutMetrics : IDisposable
     private readonly Counter<long> _lookups;
     private readonly Counter<long> _cacheHits;
     private readonly Histogram<double> _produce;
+    private readonly Histogram<double> _sequencing;
     private readonly Histogram<long> _batch;
     private readonly Counter<long> _rebalances;
 
@@ -25,6 +26,7 @@ internal sealed class FanoutMetrics : IDisposable
         _lookups = _meter.CreateCounter<long>("realtime.fanout.route.lookups", "{lookup}", "Route-set reads (one per channel per batch).");
         _cacheHits = _meter.CreateCounter<long>("realtime.fanout.route.cache_hits", "{lookup}", "Node liveness answers served from the cache.");
         _produce = PipelineTelemetry.LatencyHistogram(_meter, "realtime.fanout.produce.duration", "Time from handing a record to the producer until its node topic acknowledged it.");
+        _sequencing = PipelineTelemetry.LatencyHistogram(_meter, "realtime.fanout.sequencing.duration", "Time a batch waited for Redis to sequence and route it (one round trip, retries included).");
         _batch = _meter.CreateHistogram("realtime.fanout.batch_size", "{event}", "Ingress records per batch.", tags: null, new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] });
         _rebalances = _meter.CreateCounter<long>("realtime.fanout.rebalances", "{rebalance}", "Partition assignments and revocations of this instance.");
     }
@@ -48,6 +50,8 @@ internal sealed class FanoutMetrics : IDisposable
     }
 
     public void Produced(TimeSpan elapsed) => _produce.Record(elapsed.TotalSeconds);
+
+    public void Sequenced(TimeSpan elapsed) => _sequencing.Record(elapsed.TotalSeconds);
 
     public void Rebalanced() => _rebalances.Add(1);
 
