@@ -88,14 +88,14 @@ internal static class BenchReport
 
                 break;
             case "W5":
-                text.AppendLine("| run | target nodes | events | seconds | events / s routed | records / s written | fanout CPU s |");
-                text.AppendLine("|---|---|---|---|---|---|---|");
+                text.AppendLine("| run | target nodes | events | seconds | events / s routed | records / s written | fanout CPU s | fanout µs / event | CPU s: Kafka host, Redis | cores busy while routing (of the machine's) |");
+                text.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
                 foreach (var (name, json) in runs)
                 {
                     foreach (var run in json["runs"]?.AsArray() ?? [])
                     {
                         text.AppendLine(CultureInfo.InvariantCulture,
-                            $"| `{name}` | {run!["targetNodes"]} | {run["events"]} | {run["seconds"]} | **{run["eventsPerSecond"]}** | {run["outputRecordsPerSecond"]} | {run["fanoutCpuSeconds"]} |");
+                            $"| `{name}` | {run!["targetNodes"]} | {run["events"]} | {run["seconds"]} | **{run["eventsPerSecond"]}** | {run["outputRecordsPerSecond"]} | {run["fanoutCpuSeconds"]} | {run["fanoutCpuMicrosPerEvent"]} | {ProcessCpu(run, "kafka")}, {ProcessCpu(run, "redis")} | {run["routingCoresBusy"]?.ToString() ?? "-"} |");
                     }
                 }
 
@@ -137,6 +137,10 @@ internal static class BenchReport
     private static double? LastStep(JsonObject json, string field) => (double?)json["runs"]?.AsArray().LastOrDefault()?[field];
 
     /// <summary>For our run: "ours / signalr, ours / socketio" against the peers' runs with the same parameters.</summary>
+    /// <summary>The CPU seconds of the run's process whose name starts with <paramref name="prefix"/>, or "-".</summary>
+    private static string ProcessCpu(JsonNode run, string prefix) =>
+        run["processes"]?.AsArray().FirstOrDefault(p => ((string?)p?["name"])?.StartsWith(prefix, StringComparison.Ordinal) == true)?["cpuSeconds"]?.ToString() ?? "-";
+
     private static string Ratio(List<(string Name, JsonObject Json)> runs, JsonObject ours, Func<JsonObject, double?> value)
     {
         if ((string?)ours["target"] != "realtime" || value(ours) is not { } mine)

@@ -16,6 +16,7 @@ internal sealed class Measurement
     private List<ProcessSample> _before = [];
     private TimeSpan _generatorBefore;
     private long _startedAt;
+    private (List<ProcessSample> Processes, TimeSpan GeneratorCpu, double Seconds)? _stopped;
 
     public Measurement(Func<IReadOnlyList<(string Name, int Pid)>> processes) => _processes = processes;
 
@@ -31,6 +32,12 @@ internal sealed class Measurement
         _startedAt = Stopwatch.GetTimestamp();
     }
 
+    /// <summary>
+    /// Ends the measured window now, for a workload that reads its deliveries back afterwards:
+    /// the CPU that reading costs the broker and the generator is not the run's.
+    /// </summary>
+    public void Stop() => _stopped = (Snapshot(), Process.GetCurrentProcess().TotalProcessorTime, Stopwatch.GetElapsedTime(_startedAt).TotalSeconds);
+
     public List<ProcessSample> Snapshot() =>
         [.. _processes().Select(p => ProcessSample.Read(p.Name, p.Pid)).OfType<ProcessSample>()];
 
@@ -45,9 +52,8 @@ internal sealed class Measurement
     /// <summary>Stops the clock and builds the result: <paramref name="parameters"/> plus the common figures.</summary>
     public JsonObject Finish(string workload, string target, JsonObject parameters, long expected, long delivered, bool withLatency = true)
     {
-        var seconds = Stopwatch.GetElapsedTime(_startedAt).TotalSeconds;
-        var generatorCpu = (Process.GetCurrentProcess().TotalProcessorTime - _generatorBefore).TotalSeconds;
-        var after = Snapshot();
+        var (after, generatorEnd, seconds) = _stopped ?? (Snapshot(), Process.GetCurrentProcess().TotalProcessorTime, Stopwatch.GetElapsedTime(_startedAt).TotalSeconds);
+        var generatorCpu = (generatorEnd - _generatorBefore).TotalSeconds;
         var processes = new JsonArray();
         double stackCpu = 0, serversCpu = 0;
         foreach (var end in after)

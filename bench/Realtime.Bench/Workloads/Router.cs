@@ -128,6 +128,19 @@ internal static class Router
         return report;
     }
 
+    /// <summary>CPU seconds per second of the stack and this generator between the first routed record and now.</summary>
+    private static double? RoutingCores((List<ProcessSample> Processes, TimeSpan GeneratorCpu, TimeSpan At)? start, List<ProcessSample> end, TimeSpan now)
+    {
+        if (start is not { } first || now - first.At < TimeSpan.FromMilliseconds(50))
+        {
+            return null;
+        }
+
+        var stack = end.Sum(e => e.CpuSeconds - (first.Processes.FirstOrDefault(p => p.Pid == e.Pid)?.CpuSeconds ?? e.CpuSeconds));
+        var generator = (Process.GetCurrentProcess().TotalProcessorTime - first.GeneratorCpu).TotalSeconds;
+        return (stack + generator) / (now - first.At).TotalSeconds;
+    }
+
     private sealed record RunContext(
         Settings Settings,
         PipelineNames Names,
@@ -185,6 +198,7 @@ internal static class Router
             // an offset only once every node record carrying it is acknowledged), and the routing
             // time is the last watermark movement before that. Deliveries are counted afterwards.
             double? firstOutput = null;
+            (List<ProcessSample> Processes, TimeSpan GeneratorCpu, TimeSpan At)? routingStart = null;
             var lastMove = TimeSpan.Zero;
             var polls = 0;
             var polling = TimeSpan.Zero;
@@ -199,6 +213,11 @@ internal static class Router
                 if (outputs.Any(p => now[p] != previous[p]))
                 {
                     lastMove = clock.Elapsed;
+                    if (firstOutput is null)
+                    {
+                        routingStart = (measurement.Snapshot(), Process.GetCurrentProcess().TotalProcessorTime, clock.Elapsed);
+                    }
+
                     firstOutput ??= lastMove.TotalSeconds;
                 }
 
@@ -213,6 +232,8 @@ internal static class Router
             }
 
             var seconds = Math.Max(lastMove.TotalSeconds, 0.001);
+            var routingCores = RoutingCores(routingStart, measurement.Snapshot(), clock.Elapsed);
+            measurement.Stop();
             var fanoutAfter = ProcessOf(context.Stack, "fanout");
             var (delivered, duplicates, records) = CountDeliveries(context.Kafka, outputs, before, previous, events);
             var run = measurement.Finish("W5", "realtime", new JsonObject { ["targetNodes"] = nodes.Length, ["events"] = events }, expected, delivered, withLatency: false);
@@ -255,6 +276,16 @@ internal static class Router
                 ["ingressRecordBytes"] = Math.Round(recordBytes, 1),
                 ["preProduceSeconds"] = Math.Round(producedSeconds, 3),
                 ["cpuSeconds"] = run["cpuSeconds"]?.DeepClone(),
+                // The measured window runs from just before the resume to the moment the commit was
+                // seen, so it is a little longer than the routing time; the cores the whole machine
+                // was busy with in it show whether routing was bound by CPU.
+                ["windowSeconds"] = run["seconds"]?.DeepClone(),
+                // From the first routed record to the commit: the cores the stack and the generator
+                // used while the fanout was routing (the machine has Environment.ProcessorCount).
+                ["routingCoresBusy"] = routingCores is { } cores ? Math.Round(cores, 2) : null,
+                ["machineCoresBusy"] = (double?)run["seconds"] is > 0 and var window
+                    ? Math.Round(((double)run["cpuSeconds"]! + ((double)run["generatorCpuShare"]! * window)) / window, 2)
+                    : null,
                 ["cpuSecondsPerMillionDeliveries"] = run["cpuSecondsPerMillionDeliveries"]?.DeepClone(),
                 ["generatorCpuShare"] = run["generatorCpuShare"]?.DeepClone(),
                 ["valid"] = run["valid"]?.DeepClone(),
