@@ -175,6 +175,9 @@ cmd_up() {
     kafka="127.0.0.1:9092"
     start kafka dotnet "$(out_dll tools/EmbeddedKafka Realtime.EmbeddedKafka)" --listen "$kafka" --topic rt.ingress:12 --metrics 127.0.0.1:9190
     wait_for_log kafka "embedded-kafka ready" 30
+    # The embedded broker holds a fetch that finds nothing for the whole fetch wait, even when a
+    # record arrives meanwhile (a real broker answers at once): keep that wait short here.
+    export Kafka__FetchWaitMaxMs="${Kafka__FetchWaitMaxMs:-5}"
   fi
   if [ -z "$redis" ]; then
     local redis_port; redis_port="$(free_port)"

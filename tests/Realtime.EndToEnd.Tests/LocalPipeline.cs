@@ -192,6 +192,12 @@ public sealed class LocalPipeline : IAsyncDisposable
         extra["Pipeline__Namespace"] = Names.Namespace;
         extra["Kafka__BootstrapServers"] = KafkaBootstrap;
         extra["Kafka__ProvisionTopics"] = _infrastructure.Kafka.Kind == KafkaBrokerKind.Embedded ? "false" : "true";
+        if (_infrastructure.Kafka.Kind == KafkaBrokerKind.Embedded)
+        {
+            // The mock broker holds an empty fetch for the whole wait and never answers it early.
+            extra["Kafka__FetchWaitMaxMs"] = "5";
+        }
+
         extra["Kafka__IngressPartitions"] = IngressPartitions.ToString(System.Globalization.CultureInfo.InvariantCulture);
         extra["Redis__Configuration"] = RedisConfiguration;
         extra["Logging__Console__FormatterName"] = "simple";
