@@ -95,7 +95,7 @@ internal static class BenchReport
                     foreach (var run in json["runs"]?.AsArray() ?? [])
                     {
                         text.AppendLine(CultureInfo.InvariantCulture,
-                            $"| `{name}` | {run!["targetNodes"]} | {run["events"]} | {run["seconds"]} | **{run["eventsPerSecond"]}** | {run["outputRecordsPerSecond"]} | {run["fanoutCpuSeconds"]} | {run["fanoutCpuMicrosPerEvent"]} | {ProcessCpu(run, "kafka")}, {ProcessCpu(run, "redis")} | {run["routingCoresBusy"]?.ToString() ?? "-"} |");
+                            $"| `{name}`{(run!["repeat"] is { } repeat ? $" #{repeat}" : string.Empty)} | {run["targetNodes"]} | {run["events"]} | {run["seconds"]} | **{run["eventsPerSecond"]}** | {run["outputRecordsPerSecond"]} | {run["fanoutCpuSeconds"]} | {run["fanoutCpuMicrosPerEvent"]} | {ProcessCpu(run, "kafka")}, {ProcessCpu(run, "redis")} | {run["routingCoresBusy"]?.ToString() ?? "-"} |");
                     }
                 }
 

@@ -43,6 +43,7 @@ internal static class Router
 {
     private const string Subject = "bench-w5";
     private const string NodePrefix = "w5-node-";
+    private const int WarmUpRounds = 3;
     private static readonly TimeSpan LivenessTtl = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
@@ -74,22 +75,42 @@ internal static class Router
         var nodes = Enumerable.Range(0, maxNodes).Select(i => $"{NodePrefix}{i:D3}").ToArray();
         var nodePartitions = EnsureNodeTopics(kafka, names, nodes);
 
-        var total = new Measurement(() => stack);
-        total.Start();
         var runs = new JsonArray();
         long expected = 0, delivered = 0;
         var context = new RunContext(settings, names, kafka, redis.GetDatabase(), http, admin, positions, stack, ingress);
-        foreach (var count in settings.NodeCounts)
+        if (!quick)
         {
-            // Whatever is still in the ingress topic would be routed in our window: let the fanout finish it first.
-            var caughtUp = await WaitCommittedAsync(positions, admin, ingress, null, TimeSpan.FromSeconds(60), cancellationToken);
-            var events = (int)Math.Min(settings.Events, settings.MaxOutputRecords / count);
-            var run = await RunOnceAsync(context, nodes[..count], nodePartitions, events, cancellationToken);
-            run["fanoutCaughtUpBefore"] = caughtUp is not null;
-            runs.Add(run);
-            expected += (long)run["outputRecords"]!;
-            delivered += (long)run["delivered"]!;
-            Console.WriteLine($"W5 {count} target node(s): {events} events routed {run["seconds"]} s after resume (first record at {run["firstOutputSeconds"]} s): {run["eventsPerSecond"]} events/s, {run["outputRecordsPerSecond"]} records/s; fanout {run["fanoutCpuSeconds"]} CPU s; lost {run["lost"]}");
+            // A fanout that has just started runs its first batches through the JIT's first tiers: run
+            // alone, W5 measured 15, 8.4 and 7 µs of fanout CPU per event in three rounds one after
+            // another. Warm it with rounds that are not reported, then measure.
+            var warmUpNodes = Math.Min(10, maxNodes);
+            for (var round = 1; round <= WarmUpRounds; round++)
+            {
+                await WaitCommittedAsync(positions, admin, ingress, null, TimeSpan.FromSeconds(60), cancellationToken);
+                var warmUp = await RunOnceAsync(context, nodes[..warmUpNodes], nodePartitions, (int)Math.Min(settings.Events, settings.MaxOutputRecords / warmUpNodes), cancellationToken);
+                Console.WriteLine($"W5 warm-up {round}/{WarmUpRounds} ({warmUpNodes} target nodes, not reported): {warmUp["eventsPerSecond"]} events/s, fanout {warmUp["fanoutCpuMicrosPerEvent"]} µs per event");
+            }
+        }
+
+        var total = new Measurement(() => stack);
+        total.Start();
+        // Single runs of a second or so vary by a quarter either way on two shared cores: each node
+        // count runs several times and the median stands for it.
+        for (var repeat = 0; repeat < settings.Repeats; repeat++)
+        {
+            foreach (var count in settings.NodeCounts)
+            {
+                // Whatever is still in the ingress topic would be routed in our window: let the fanout finish it first.
+                var caughtUp = await WaitCommittedAsync(positions, admin, ingress, null, TimeSpan.FromSeconds(60), cancellationToken);
+                var events = (int)Math.Min(settings.Events, settings.MaxOutputRecords / count);
+                var run = await RunOnceAsync(context, nodes[..count], nodePartitions, events, cancellationToken);
+                run["fanoutCaughtUpBefore"] = caughtUp is not null;
+                run["repeat"] = repeat + 1;
+                runs.Add(run);
+                expected += (long)run["outputRecords"]!;
+                delivered += (long)run["delivered"]!;
+                Console.WriteLine($"W5 {count} target node(s), run {repeat + 1}/{settings.Repeats}: {events} events routed {run["seconds"]} s after resume (first record at {run["firstOutputSeconds"]} s): {run["eventsPerSecond"]} events/s, {run["outputRecordsPerSecond"]} records/s; fanout {run["fanoutCpuSeconds"]} CPU s; lost {run["lost"]}");
+            }
         }
 
         var parameters = new JsonObject
@@ -101,31 +122,39 @@ internal static class Router
             ["ingressPartitions"] = ingress.Count,
             ["nodeTopicPartitions"] = nodePartitions.Count == 0 ? 0 : nodePartitions.Values.First().Count,
             ["routing"] = "every channel is routed to every target node: outputRecords = events x targetNodes",
+            ["repeats"] = settings.Repeats,
         };
         var report = total.Finish("W5", "realtime", parameters, expected, delivered, withLatency: false);
         report["window"] = "top level: the whole workload (setup, pre-producing and routing of every run); runs[]: each run's routing window only";
         report["runs"] = runs;
         var byNodes = new JsonObject();
-        foreach (var run in runs)
+        foreach (var count in settings.NodeCounts)
         {
-            byNodes[((int)run!["targetNodes"]!).ToString(CultureInfo.InvariantCulture)] = (double)run["eventsPerSecond"]!;
+            byNodes[count.ToString(CultureInfo.InvariantCulture)] = MedianRate(runs, count);
         }
 
+        // The median run per node count.
         report["eventsPerSecondByTargetNodes"] = byNodes;
         report["duplicates"] = runs.Sum(r => (long)r!["duplicates"]!);
         report["allRunsValid"] = runs.All(r => (bool)r!["valid"]!);
-        if (runs.FirstOrDefault(r => (int)r!["targetNodes"]! == 10) is { } ten)
+        if (MedianRate(runs, 10) is { } ten)
         {
             report["goal"] = new JsonObject
             {
                 ["targetNodes"] = 10,
                 ["eventsPerSecond"] = 200_000,
-                ["measured"] = (double)ten["eventsPerSecond"]!,
-                ["met"] = (double)ten["eventsPerSecond"]! >= 200_000,
+                ["measured"] = ten,
+                ["met"] = ten >= 200_000,
             };
         }
 
         return report;
+    }
+
+    private static double? MedianRate(JsonArray runs, int targetNodes)
+    {
+        var rates = runs.Where(r => (int)r!["targetNodes"]! == targetNodes).Select(r => (double)r!["eventsPerSecond"]!).Order().ToList();
+        return rates.Count == 0 ? null : rates[rates.Count / 2];
     }
 
     /// <summary>CPU seconds per second of the stack and this generator between the first routed record and now.</summary>
@@ -635,6 +664,7 @@ internal static class Router
     /// <summary>What W5 measures and where the stack is: options, then the environment, then <c>.run/stack.env</c>.</summary>
     private sealed record Settings(
         IReadOnlyList<int> NodeCounts,
+        int Repeats,
         int Events,
         long MaxOutputRecords,
         int Channels,
@@ -658,6 +688,7 @@ internal static class Router
 
             return new Settings(
                 counts,
+                Int("repeats", 1, 3),
                 // The embedded broker keeps 5 MiB per partition: a node topic (4 partitions) holds about
                 // 80,000 deliveries of this size, and they are read back to be counted.
                 Int("events", 20_000, 50_000),
