@@ -46,5 +46,7 @@ var path = Path.Combine(outDir, $"{name}.json");
 await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine(result.ToJsonString());
 Console.WriteLine($"written {path}");
-// Success means the run completed and delivered everything; speed is reported, never asserted.
-return (long?)result["lost"] is 0 or null ? 0 : 1;
+// Success means the run completed and, for our system, delivered everything: losing nothing is what
+// it promises. A peer's loss (W4: SignalR and Socket.IO have no positions to resume from) is a
+// measured result, in the report. Speed is reported, never asserted.
+return target is RealtimeTarget && (long?)result["lost"] is not (0 or null) ? 1 : 0;
