@@ -36,7 +36,13 @@ internal sealed class Measurement
     /// Ends the measured window now, for a workload that reads its deliveries back afterwards:
     /// the CPU that reading costs the broker and the generator is not the run's.
     /// </summary>
-    public void Stop() => _stopped = (Snapshot(), Process.GetCurrentProcess().TotalProcessorTime, Stopwatch.GetElapsedTime(_startedAt).TotalSeconds);
+    /// <returns>The processes as sampled at the end.</returns>
+    public List<ProcessSample> Stop()
+    {
+        var end = Snapshot();
+        _stopped = (end, Process.GetCurrentProcess().TotalProcessorTime, Stopwatch.GetElapsedTime(_startedAt).TotalSeconds);
+        return end;
+    }
 
     public List<ProcessSample> Snapshot() =>
         [.. _processes().Select(p => ProcessSample.Read(p.Name, p.Pid)).OfType<ProcessSample>()];

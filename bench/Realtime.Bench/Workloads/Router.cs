@@ -261,9 +261,9 @@ internal static class Router
             }
 
             var seconds = Math.Max(lastMove.TotalSeconds, 0.001);
-            var routingCores = RoutingCores(routingStart, measurement.Snapshot(), clock.Elapsed);
-            measurement.Stop();
-            var fanoutAfter = ProcessOf(context.Stack, "fanout");
+            var end = measurement.Stop();
+            var routingCores = RoutingCores(routingStart, end, clock.Elapsed);
+            var fanoutAfter = end.FirstOrDefault(p => p.Name == "fanout");
             var (delivered, duplicates, records) = CountDeliveries(context.Kafka, outputs, before, previous, events);
             var run = measurement.Finish("W5", "realtime", new JsonObject { ["targetNodes"] = nodes.Length, ["events"] = events }, expected, delivered, withLatency: false);
 
@@ -306,15 +306,12 @@ internal static class Router
                 ["preProduceSeconds"] = Math.Round(producedSeconds, 3),
                 ["cpuSeconds"] = run["cpuSeconds"]?.DeepClone(),
                 // The measured window runs from just before the resume to the moment the commit was
-                // seen, so it is a little longer than the routing time; the cores the whole machine
-                // was busy with in it show whether routing was bound by CPU.
+                // seen, so it is a little longer than the routing time.
                 ["windowSeconds"] = run["seconds"]?.DeepClone(),
                 // From the first routed record to the commit: the cores the stack and the generator
-                // used while the fanout was routing (the machine has Environment.ProcessorCount).
+                // used while the fanout was routing (the machine has Environment.ProcessorCount), which
+                // shows whether routing was bound by CPU.
                 ["routingCoresBusy"] = routingCores is { } cores ? Math.Round(cores, 2) : null,
-                ["machineCoresBusy"] = (double?)run["seconds"] is > 0 and var window
-                    ? Math.Round(((double)run["cpuSeconds"]! + ((double)run["generatorCpuShare"]! * window)) / window, 2)
-                    : null,
                 ["cpuSecondsPerMillionDeliveries"] = run["cpuSecondsPerMillionDeliveries"]?.DeepClone(),
                 ["generatorCpuShare"] = run["generatorCpuShare"]?.DeepClone(),
                 ["valid"] = run["valid"]?.DeepClone(),

@@ -56,8 +56,10 @@ internal sealed partial class FanoutWorker(
     private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _capacity = new(0);
     private volatile IConsumer<byte[], byte[]>? _consumer;
-    private ConsumedBatch? _held;
-    private ConsumedBatch? _reading;
+    // Two batches in turn (see ConsumeLoop); fields, because a rebalance inside Consume drops
+    // the records of partitions this instance lost from both.
+    private ConsumedBatch _held = new(fanoutOptions.Value.MaxBatchSize);
+    private ConsumedBatch _reading = new(fanoutOptions.Value.MaxBatchSize);
     private int _rewindRequested;
     private volatile bool _pauseRequested;
     private volatile bool _paused;
@@ -175,8 +177,8 @@ internal sealed partial class FanoutWorker(
     private void Forget(HashSet<int> partitions)
     {
         _progress.Remove(partitions);
-        _reading?.Remove(partitions);
-        _held?.Drop(partitions);
+        _reading.Remove(partitions);
+        _held.Drop(partitions);
     }
 
     private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
@@ -184,17 +186,13 @@ internal sealed partial class FanoutWorker(
         // Two batches in turn: while Redis sequences the one just read, the one it sequenced before
         // is dispatched. Sequencing stays strictly one batch after another (the next batch is sent
         // only once the previous answer is in), so seqs are assigned in ingress order as before.
-        var held = new ConsumedBatch(_options.MaxBatchSize);
-        var reading = new ConsumedBatch(_options.MaxBatchSize);
-        _held = held;
-        _reading = reading;
         var holding = false;
 
         while (!stoppingToken.IsCancellationRequested)
         {
             if (Volatile.Read(ref _rewindRequested) != 0)
             {
-                Rewind(consumer, producer, holding ? held : null, stoppingToken);
+                Rewind(consumer, producer, holding ? _held : null, stoppingToken);
                 holding = false;
             }
 
@@ -210,32 +208,32 @@ internal sealed partial class FanoutWorker(
                 continue;
             }
 
-            reading.Clear();
+            _reading.Clear();
             if (!full)
             {
                 // With a batch held, take only what is already buffered: the held batch must not
                 // wait for traffic that may not come.
-                FillBatch(consumer, reading.Records, holding ? TimeSpan.Zero : PollTimeout, stoppingToken);
+                FillBatch(consumer, _reading.Records, holding ? TimeSpan.Zero : PollTimeout, stoppingToken);
             }
 
             Task? sequencing = null;
             var sequencingStarted = 0L;
-            if (reading.Count > 0)
+            if (_reading.Count > 0)
             {
-                reading.Group(IsTransient);
-                metrics.Batch(reading.Count);
-                foreach (var record in reading.Records)
+                _reading.Group(IsTransient);
+                metrics.Batch(_reading.Count);
+                foreach (var record in _reading.Records)
                 {
                     latency.RecordSince(DeliveryHop.IngressToFanout, record.Message.Timestamp.UnixTimestampMs);
                 }
 
                 sequencingStarted = Stopwatch.GetTimestamp();
-                sequencing = StartSequencing(reading);
+                sequencing = StartSequencing(_reading);
             }
 
             if (holding)
             {
-                DispatchAll(consumer, producer, held, stoppingToken);
+                DispatchAll(consumer, producer, _held, stoppingToken);
                 holding = false;
             }
 
@@ -244,16 +242,14 @@ internal sealed partial class FanoutWorker(
                 continue;
             }
 
-            if (!CompleteSequencing(sequencing, reading, stoppingToken))
+            if (!CompleteSequencing(sequencing, _reading, stoppingToken))
             {
                 return;
             }
 
             metrics.Sequenced(Stopwatch.GetElapsedTime(sequencingStarted));
-            metrics.Lookups(reading.Channels.Count, sequencer.LastBatchCacheHits);
-            (held, reading) = (reading, held);
-            _held = held;
-            _reading = reading;
+            metrics.Lookups(_reading.Channels.Count, sequencer.LastBatchCacheHits);
+            (_held, _reading) = (_reading, _held);
             holding = true;
         }
     }
@@ -367,9 +363,10 @@ internal sealed partial class FanoutWorker(
 
         // A sampled trace continues here and on to the node; otherwise the publisher's context is
         // carried over as it came.
-        using var activity = PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Extract(record.Message.Headers));
+        var carried = KafkaTraceContext.Read(record.Message.Headers);
+        using var activity = PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Parse(carried.TraceParent, carried.TraceState));
         activity?.SetTag("realtime.targets", targets.Length);
-        var (traceparent, tracestate) = activity is not null ? (activity.Id, activity.TraceStateString) : KafkaTraceContext.Read(record.Message.Headers);
+        var (traceparent, tracestate) = activity is not null ? (activity.Id, activity.TraceStateString) : carried;
 
         // Encoded once, appended to the batch of every target node.
         var delivery = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent, tracestate);
@@ -442,8 +439,7 @@ internal sealed partial class FanoutWorker(
         {
             // Refused before it was sent (e.g. the topic is unknown or not authorized right now):
             // the same as a failed delivery. Its offsets stay unacknowledged, so the rewind re-reads them.
-            LogDeliveryFailed(topic, refused.Reason, partition, offsets[0]);
-            Interlocked.Exchange(ref _rewindRequested, 1);
+            RequestRewind(topic, refused.Reason, partition, offsets[0]);
         }
     }
 
@@ -489,8 +485,7 @@ internal sealed partial class FanoutWorker(
     {
         if (report.Error.IsError)
         {
-            LogDeliveryFailed(report.Topic, report.Error.Reason, partition, offsets[0]);
-            Interlocked.Exchange(ref _rewindRequested, 1);
+            RequestRewind(report.Topic, report.Error.Reason, partition, offsets[0]);
         }
         else
         {
@@ -505,6 +500,13 @@ internal sealed partial class FanoutWorker(
         {
             _capacity.Release();
         }
+    }
+
+    /// <summary>A write to a node topic failed: the consume loop rewinds before it reads on.</summary>
+    private void RequestRewind(string topic, string reason, int partition, long firstOffset)
+    {
+        LogDeliveryFailed(topic, reason, partition, firstOffset);
+        Interlocked.Exchange(ref _rewindRequested, 1);
     }
 
     private void ApplyPause(IConsumer<byte[], byte[]> consumer)

@@ -183,7 +183,7 @@ internal sealed partial class NodeTopicConsumer(
 
         if (delivery.Traceparent.Length > 0)
         {
-            ActivityContext.TryParse(delivery.Traceparent, delivery.Tracestate.Length > 0 ? delivery.Tracestate : null, isRemote: true, out parent);
+            parent = KafkaTraceContext.Parse(delivery.Traceparent, delivery.Tracestate);
         }
 
         // A sampled trace ends here: the span covers queueing the event on every local subscriber.

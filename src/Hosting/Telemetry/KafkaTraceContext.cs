@@ -32,8 +32,15 @@ public static class KafkaTraceContext
     }
 
     /// <summary>The parent context carried by a record, if any.</summary>
-    public static ActivityContext Extract(Headers? headers) =>
-        Read(headers) is ({ } parent, var state) && ActivityContext.TryParse(parent, state, isRemote: true, out var context) ? context : default;
+    public static ActivityContext Extract(Headers? headers)
+    {
+        var (parent, state) = Read(headers);
+        return Parse(parent, state);
+    }
+
+    /// <summary>The remote parent context that W3C trace values describe; default when absent or invalid.</summary>
+    public static ActivityContext Parse(string? traceParent, string? traceState) =>
+        !string.IsNullOrEmpty(traceParent) && ActivityContext.TryParse(traceParent, string.IsNullOrEmpty(traceState) ? null : traceState, isRemote: true, out var context) ? context : default;
 
     /// <summary>The W3C trace headers a record carries, as they are (null when absent).</summary>
     public static (string? TraceParent, string? TraceState) Read(Headers? headers)
