@@ -93,7 +93,11 @@ public sealed class BackpressureTests(BackpressureTests.Pipeline shared, ITestOu
         Assert.True(rss < 400, $"gateway RSS {rss} MiB");
 
         // When it reads again, it finds the resync with its own last position among what was queued.
-        var seen = await RawWebSocket.ReadTextAsync(stream, "\"resync\"", TimeSpan.FromSeconds(20));
+        // The frame may arrive over more than one read: wait for its last field, not just its type.
+        var seen = await RawWebSocket.ReadTextUntilAsync(
+            stream,
+            text => text.IndexOf("\"resync\"", StringComparison.Ordinal) is >= 0 and var at && text.IndexOf("\"seq\"", at, StringComparison.Ordinal) >= 0,
+            TimeSpan.FromSeconds(20));
         Assert.Contains("\"reason\":\"slow_consumer\"", seen, StringComparison.Ordinal);
         foreach (var reader in readers)
         {

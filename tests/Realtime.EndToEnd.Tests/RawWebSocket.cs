@@ -46,12 +46,16 @@ internal static class RawWebSocket
     }
 
     /// <summary>Reads raw bytes until <paramref name="marker"/> shows up; returns what was read (as Latin-1 text).</summary>
-    public static async Task<string> ReadTextAsync(NetworkStream stream, string marker, TimeSpan timeout)
+    public static Task<string> ReadTextAsync(NetworkStream stream, string marker, TimeSpan timeout) =>
+        ReadTextUntilAsync(stream, seen => seen.Contains(marker, StringComparison.Ordinal), timeout);
+
+    /// <summary>Reads until what was read so far satisfies <paramref name="done"/> (or the stream ends); returns all of it.</summary>
+    public static async Task<string> ReadTextUntilAsync(NetworkStream stream, Func<string, bool> done, TimeSpan timeout)
     {
         var seen = new StringBuilder();
         var buffer = new byte[64 * 1024];
         using var cancellation = new CancellationTokenSource(timeout);
-        while (!seen.ToString().Contains(marker, StringComparison.Ordinal))
+        while (!done(seen.ToString()))
         {
             var read = await stream.ReadAsync(buffer, cancellation.Token);
             if (read == 0)
