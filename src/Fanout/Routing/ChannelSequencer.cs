@@ -51,14 +51,17 @@ internal sealed class ChannelSequencer(
     // ingress partition, remembered epoch, seq and offset (empty when none), then (offset,
     // envelope) pairs, an empty envelope marking a transient event.  Returns {epoch, routes,
     // seq..., last sequenced offset}.
+    // One write per key per channel, not per event: the script gathers a channel's new members and
+    // adds them with one variadic ZADD per key (in chunks, under Lua's unpack limit). Per-event
+    // redis.call()s were most of the script's cost (W5, docs/benchmarks.md, change 6).
     private const string Script = """
         local seq, last = 0, -1
-        local epoch = redis.call('HGET', KEYS[1], 'epoch')
-        local known = redis.call('HGET', KEYS[1], 'seq')
-        if known then
-          seq = tonumber(known)
-          if redis.call('HGET', KEYS[1], 'partition') == ARGV[4] then
-            last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
+        local state = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'partition', 'offset')
+        local epoch = state[1]
+        if state[2] then
+          seq = tonumber(state[2])
+          if state[3] == ARGV[4] then
+            last = tonumber(state[4])
           end
         elseif ARGV[5] ~= '' then
           -- Redis lost the channel's state but this worker remembers it: carry on, same epoch.
@@ -68,29 +71,43 @@ internal sealed class ChannelSequencer(
         end
         local recentLimit = tonumber(ARGV[2])
         local result = {epoch, redis.call('SMEMBERS', KEYS[4])}
+        local index, recent, added = {}, {}, {}
         for i = 8, #ARGV, 2 do
           local offset = tonumber(ARGV[i])
           if ARGV[i + 1] == '' then
             -- Transient: routed, never sequenced, never kept.
             result[#result + 1] = 0
           elseif offset <= last then
-            local indexed = redis.call('ZSCORE', KEYS[2], ARGV[i])
+            -- Sequenced before: earlier in this call (not written yet) or in an earlier one.
+            local indexed = added[ARGV[i]] or redis.call('ZSCORE', KEYS[2], ARGV[i])
             result[#result + 1] = indexed and tonumber(indexed) or -1
           else
             seq = seq + 1
             last = offset
-            redis.call('ZADD', KEYS[2], seq, ARGV[i])
+            index[#index + 1] = seq
+            index[#index + 1] = ARGV[i]
+            added[ARGV[i]] = seq
             if recentLimit > 0 then
-              redis.call('ZADD', KEYS[3], seq, ARGV[i] .. '|' .. ARGV[i + 1])
+              recent[#recent + 1] = seq
+              recent[#recent + 1] = ARGV[i] .. '|' .. ARGV[i + 1]
             end
             result[#result + 1] = seq
           end
         end
+        local function addAll(key, members)
+          for from = 1, #members, 1000 do
+            redis.call('ZADD', key, unpack(members, from, math.min(from + 999, #members)))
+          end
+        end
+        addAll(KEYS[2], index)
+        addAll(KEYS[3], recent)
         redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', seq, 'partition', ARGV[4], 'offset', last)
-        if recentLimit > 0 then
+        if #recent > 0 then
           redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -recentLimit - 1)
         end
-        redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+        if #index > 0 then
+          redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+        end
         result[#result + 1] = last
         return result
         """;
