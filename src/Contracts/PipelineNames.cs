@@ -74,8 +74,13 @@ public sealed class PipelineNames
     /// <summary>Sorted set: score = seq, member = ingress offset of that event. Makes sequencing idempotent and locates an event in the ingress log.</summary>
     public string ChannelIndexKey(string channel) => string.Concat(_channelPrefix, channel, "}:idx");
 
-    /// <summary>Sorted set: score = seq, member = <c>&lt;ingress offset&gt;|&lt;envelope bytes&gt;</c>. The recent-events window replay is served from.</summary>
-    public string ChannelRecentKey(string channel) => string.Concat(_channelPrefix, channel, "}:recent");
+    /// <summary>
+    /// List of envelope bytes, oldest first: the recent-events window replay is served from. Its
+    /// entries are the channel's latest seqs without a gap, the last one being the state's
+    /// <c>seq</c>, so entry i has seq <c>seq - length + 1 + i</c>. (It was a sorted set named
+    /// <c>recent</c>; the new name keeps an old reader from getting a wrong-type error mid-upgrade.)
+    /// </summary>
+    public string ChannelRecentKey(string channel) => string.Concat(_channelPrefix, channel, "}:window");
 
     /// <summary>String with a TTL: the outcome of a publish with an idempotency key, by publisher subject and key.</summary>
     public string IdempotencyKey(string channel, string subject, string key) =>

@@ -64,6 +64,7 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
             await publisher.PublishAsync(channel, i);
         }
 
+        var before = await ReplayedAsync(1);
         await using var resumed = await Stack.ConnectAsync(1, "dee", "room:*");
         var ok = await resumed.RequestAsync(new JsonObject
         {
@@ -76,6 +77,10 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
         // Those then arrive live, after the replay, still in order.
         Assert.InRange((ulong)ok["seq"]!, 5UL, 25UL);
         Assert.Empty(resumed.Other);
+        // Within the recent window: served from Redis, without touching Kafka.
+        var after = await ReplayedAsync(1);
+        Assert.Equal((double)((ulong)ok["seq"]! - 5), after.Redis - before.Redis);
+        Assert.Equal(0, after.Kafka - before.Kafka);
 
         for (var i = 25; i < 30; i++)
         {
@@ -105,6 +110,7 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
 
         Assert.Equal(Published, (await publisher.TakeEventsAsync(Published, TimeSpan.FromSeconds(30))).Count);
 
+        var before = await ReplayedAsync(1);
         await using var client = await Stack.ConnectAsync(1, "fay", "room:*");
         var reply = await client.RequestAsync(new JsonObject
         {
@@ -118,6 +124,9 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
         Assert.Equal(Enumerable.Range(3, Published - 2).Select(i => (ulong)i), replayed.Select(e => (ulong)e["seq"]!));
         Assert.Equal(Enumerable.Range(2, Published - 2), replayed.Select(e => (int)e["data"]!));
         Assert.False(client.TryTakeEvent(out _));
+        var after = await ReplayedAsync(1);
+        Assert.Equal(Published - 2, after.Kafka - before.Kafka);
+        Assert.Equal(0, after.Redis - before.Redis);
     }
 
     [Fact]
@@ -256,6 +265,14 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
         Assert.Equal([2UL, 3UL, 4UL], events.Select(e => (ulong)e["seq"]!));
         Assert.Equal([2, 3, 4], events.Select(e => (int)e["data"]!));
         Assert.Empty(client.Other);
+    }
+
+    /// <summary>Events a gateway has replayed so far, by where it read them.</summary>
+    private async Task<(double Redis, double Kafka)> ReplayedAsync(int gateway)
+    {
+        var samples = await PrometheusText.ScrapeAsync(Stack.Gateways[gateway].Http);
+        return (samples.Sum("realtime_gateway_replayed_events_total", ("source", "redis")),
+            samples.Sum("realtime_gateway_replayed_events_total", ("source", "kafka")));
     }
 
     /// <summary>Its own pipeline, with a small recent window.</summary>

@@ -6,8 +6,8 @@ namespace Realtime.Fanout.Ingress;
 
 /// <summary>
 /// One batch of ingress records on its way through the consume loop: read, grouped by channel,
-/// sequenced, then dispatched. Two of them alternate, so that one is sequenced in Redis while the
-/// other is dispatched; both are reused, batch after batch.
+/// sequenced, then dispatched. Three of them take turns, so that while Redis sequences one, the
+/// one sequenced before is dispatched and the next one is read; all are reused, batch after batch.
 /// </summary>
 internal sealed class ConsumedBatch(int capacity)
 {
@@ -25,9 +25,13 @@ internal sealed class ConsumedBatch(int capacity)
 
     public int Count => Records.Count;
 
+    /// <summary>True once <see cref="Group"/> ran: the batch is being sequenced or waits for dispatch.</summary>
+    public bool IsGrouped { get; private set; }
+
     /// <summary>Groups the records by channel (and partition), ready to be sequenced.</summary>
     public void Group(Func<Headers?, bool> isTransient)
     {
+        IsGrouped = true;
         for (var i = 0; i < Records.Count; i++)
         {
             var record = Records[i];
@@ -57,6 +61,22 @@ internal sealed class ConsumedBatch(int capacity)
             {
                 _dropped.Add(partition);
             }
+        }
+    }
+
+    /// <summary>
+    /// Lets go of the records of partitions this instance no longer owns: removed from a batch
+    /// still being read, marked dropped in one already grouped (its seqs are being assigned).
+    /// </summary>
+    public void Forget(IReadOnlyCollection<int> partitions)
+    {
+        if (IsGrouped)
+        {
+            Drop(partitions);
+        }
+        else
+        {
+            Remove(partitions);
         }
     }
 
@@ -102,5 +122,6 @@ internal sealed class ConsumedBatch(int capacity)
         Channels.Clear();
         _byChannel.Clear();
         _dropped.Clear();
+        IsGrouped = false;
     }
 }

@@ -60,6 +60,7 @@ internal sealed partial class FanoutWorker(
     // the records of partitions this instance lost from both.
     private ConsumedBatch _held = new(fanoutOptions.Value.MaxBatchSize);
     private ConsumedBatch _reading = new(fanoutOptions.Value.MaxBatchSize);
+    private ConsumedBatch _next = new(fanoutOptions.Value.MaxBatchSize);
     private int _rewindRequested;
     private volatile bool _pauseRequested;
     private volatile bool _paused;
@@ -170,22 +171,24 @@ internal sealed partial class FanoutWorker(
             .Build();
 
     /// <summary>
-    /// Lets go of partitions this instance no longer owns: their progress, and their records in the
-    /// batch being read and the batch held for dispatch (the new owner reads them again from the
-    /// last commit). Runs on the consume thread, inside <c>Consume</c>.
+    /// Lets go of partitions this instance no longer owns: their progress, and their records in
+    /// every batch on its way (the new owner reads them again from the last commit). Runs on the
+    /// consume thread, inside <c>Consume</c>.
     /// </summary>
     private void Forget(HashSet<int> partitions)
     {
         _progress.Remove(partitions);
-        _reading.Remove(partitions);
-        _held.Drop(partitions);
+        _reading.Forget(partitions);
+        _held.Forget(partitions);
+        _next.Forget(partitions);
     }
 
     private void ConsumeLoop(IConsumer<byte[], byte[]> consumer, IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
     {
-        // Two batches in turn: while Redis sequences the one just read, the one it sequenced before
-        // is dispatched. Sequencing stays strictly one batch after another (the next batch is sent
-        // only once the previous answer is in), so seqs are assigned in ingress order as before.
+        // Three batches in turn: while Redis sequences one, the one it sequenced before is
+        // dispatched and what the consumer has buffered since is read ahead. Sequencing stays
+        // strictly one batch after another (the next batch is sent only once the previous answer
+        // is in), so seqs are assigned in ingress order as before.
         var holding = false;
 
         while (!stoppingToken.IsCancellationRequested)
@@ -202,14 +205,16 @@ internal sealed partial class FanoutWorker(
             }
 
             var full = _progress.InFlight >= _options.MaxInFlightRecords;
-            if (full && !holding)
+            if (full && !holding && _next.Count == 0)
             {
                 _capacity.Wait(PollTimeout, stoppingToken);
                 continue;
             }
 
-            _reading.Clear();
-            if (!full)
+            // The batch read ahead, if any, is the one to sequence now.
+            (_reading, _next) = (_next, _reading);
+            _next.Clear();
+            if (_reading.Count == 0 && !full)
             {
                 // With a batch held, take only what is already buffered: the held batch must not
                 // wait for traffic that may not come.
@@ -240,6 +245,11 @@ internal sealed partial class FanoutWorker(
             if (sequencing is null)
             {
                 continue;
+            }
+
+            if (!sequencing.IsCompleted && Volatile.Read(ref _rewindRequested) == 0 && _progress.InFlight < _options.MaxInFlightRecords)
+            {
+                FillBatch(consumer, _next.Records, TimeSpan.Zero, stoppingToken);
             }
 
             if (!CompleteSequencing(sequencing, _reading, stoppingToken))
@@ -370,9 +380,14 @@ internal sealed partial class FanoutWorker(
 
         // Encoded once, appended to the batch of every target node.
         var delivery = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent, tracestate);
-        foreach (var node in targets)
+        work.TargetBatches ??= BatchesFor(targets, partition);
+        foreach (var batch in work.TargetBatches)
         {
-            var batch = BatchFor(node, partition);
+            if (batch.IsEmpty)
+            {
+                _openBatches.Add(batch);
+            }
+
             batch.Add(delivery, offset);
             if (batch.Bytes >= MaxBatchRecordBytes)
             {
@@ -381,20 +396,21 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private NodeBatch BatchFor(string node, int partition)
+    private NodeBatch[] BatchesFor(string[] targets, int partition)
     {
-        if (!_batches.TryGetValue((node, partition), out var batch))
+        var batches = new NodeBatch[targets.Length];
+        for (var i = 0; i < targets.Length; i++)
         {
-            batch = new NodeBatch(node, partition);
-            _batches[(node, partition)] = batch;
+            if (!_batches.TryGetValue((targets[i], partition), out var batch))
+            {
+                batch = new NodeBatch(targets[i], partition);
+                _batches[(targets[i], partition)] = batch;
+            }
+
+            batches[i] = batch;
         }
 
-        if (batch.IsEmpty)
-        {
-            _openBatches.Add(batch);
-        }
-
-        return batch;
+        return batches;
     }
 
     /// <summary>Produces every node batch the consumed batch filled: one record per node and ingress partition.</summary>
@@ -546,10 +562,14 @@ internal sealed partial class FanoutWorker(
         // into a hot loop of re-reads; a rewind is rare enough that a short pause costs nothing.
         stoppingToken.WaitHandle.WaitOne(RewindPause);
         var seekTo = _progress.Rewind();
-        foreach (var (partition, offset) in held?.FirstOffsets() ?? [])
+        // Earliest first, so each partition goes back to its first record not yet delivered: what
+        // is in flight, then the batch sequenced but not dispatched, then the batch read ahead.
+        foreach (var (partition, offset) in (held?.FirstOffsets() ?? []).Concat(_next.FirstOffsets()))
         {
             seekTo.TryAdd(partition, offset);
         }
+
+        _next.Clear();
 
         foreach (var (partition, offset) in seekTo)
         {

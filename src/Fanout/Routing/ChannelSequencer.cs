@@ -24,6 +24,12 @@ internal sealed class ChannelWork(string channel, int partition)
 
     /// <summary>Live nodes with subscribers at the moment the batch was sequenced.</summary>
     public string[] Targets { get; set; } = [];
+
+    /// <summary>
+    /// The node-topic batch of each target, in <see cref="Targets"/> order: looked up once per
+    /// channel and batch, not once per event and target.
+    /// </summary>
+    public Delivery.NodeBatch[]? TargetBatches { get; set; }
 }
 
 /// <summary>
@@ -51,13 +57,20 @@ internal sealed class ChannelSequencer(
     // ingress partition, remembered epoch, seq and offset (empty when none), then (offset,
     // envelope) pairs, an empty envelope marking a transient event.  Returns {epoch, routes,
     // seq..., last sequenced offset}.
-    // One write per key per channel, not per event: the script gathers a channel's new members and
-    // adds them with one variadic ZADD per key (in chunks, under Lua's unpack limit). Per-event
-    // redis.call()s were most of the script's cost (W5, docs/benchmarks.md, change 6).
+    // One write per key per channel, not per event: the script gathers a channel's new entries and
+    // adds them with one variadic ZADD / RPUSH per key (in chunks, under Lua's unpack limit).
+    // Per-event redis.call()s were most of the script's cost (docs/benchmarks.md, change 6). The
+    // recent window is a list whose last entry is the state's seq with no gap before it, so the
+    // window is dropped whenever that could break: the channel starts from a state Redis did not
+    // have, or the window is off.
     private const string Script = """
         local seq, last = 0, -1
         local state = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'partition', 'offset')
         local epoch = state[1]
+        local recentLimit = tonumber(ARGV[2])
+        if not state[2] or recentLimit == 0 then
+          redis.call('DEL', KEYS[3])
+        end
         if state[2] then
           seq = tonumber(state[2])
           if state[3] == ARGV[4] then
@@ -69,46 +82,55 @@ internal sealed class ChannelSequencer(
         elseif not epoch then
           epoch = ARGV[1]
         end
-        local recentLimit = tonumber(ARGV[2])
         local result = {epoch, redis.call('SMEMBERS', KEYS[4])}
-        local index, recent, added = {}, {}, {}
+        -- Explicit counts: Lua's # operator searches for the table's end on every use.
+        local results, index, indexed, recent, pushed = 2, {}, 0, {}, 0
+        local before = last
         for i = 8, #ARGV, 2 do
           local offset = tonumber(ARGV[i])
+          results = results + 1
           if ARGV[i + 1] == '' then
             -- Transient: routed, never sequenced, never kept.
-            result[#result + 1] = 0
+            result[results] = 0
+          elseif offset <= before then
+            -- Sequenced by an earlier call.
+            local known = redis.call('ZSCORE', KEYS[2], ARGV[i])
+            result[results] = known and tonumber(known) or -1
           elseif offset <= last then
-            -- Sequenced before: earlier in this call (not written yet) or in an earlier one.
-            local indexed = added[ARGV[i]] or redis.call('ZSCORE', KEYS[2], ARGV[i])
-            result[#result + 1] = indexed and tonumber(indexed) or -1
+            -- Repeated within this call (not written yet): find its seq among this call's.
+            local known = -1
+            for j = 2, indexed, 2 do
+              if index[j] == ARGV[i] then known = index[j - 1] end
+            end
+            result[results] = known
           else
             seq = seq + 1
             last = offset
-            index[#index + 1] = seq
-            index[#index + 1] = ARGV[i]
-            added[ARGV[i]] = seq
+            index[indexed + 1] = seq
+            index[indexed + 2] = ARGV[i]
+            indexed = indexed + 2
             if recentLimit > 0 then
-              recent[#recent + 1] = seq
-              recent[#recent + 1] = ARGV[i] .. '|' .. ARGV[i + 1]
+              pushed = pushed + 1
+              recent[pushed] = ARGV[i + 1]
             end
-            result[#result + 1] = seq
+            result[results] = seq
           end
         end
-        local function addAll(key, members)
-          for from = 1, #members, 1000 do
-            redis.call('ZADD', key, unpack(members, from, math.min(from + 999, #members)))
+        local function addAll(command, key, members, count)
+          for from = 1, count, 1000 do
+            redis.call(command, key, unpack(members, from, math.min(from + 999, count)))
           end
         end
-        addAll(KEYS[2], index)
-        addAll(KEYS[3], recent)
+        addAll('ZADD', KEYS[2], index, indexed)
+        addAll('RPUSH', KEYS[3], recent, pushed)
         redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', seq, 'partition', ARGV[4], 'offset', last)
-        if #recent > 0 then
-          redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -recentLimit - 1)
+        if pushed > 0 then
+          redis.call('LTRIM', KEYS[3], -recentLimit, -1)
         end
-        if #index > 0 then
+        if indexed > 0 then
           redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
         end
-        result[#result + 1] = last
+        result[results + 1] = last
         return result
         """;
 

@@ -37,6 +37,19 @@ internal sealed class ChannelHistory(
         return redis.call('HMGET', KEYS[1], 'epoch', 'seq')
         """;
 
+    // The window is a list whose last entry has the state's seq, with no gap before it (the
+    // fanout keeps it so); read together with that seq so both come from one moment. Nil when the
+    // window does not cover the whole range.  ARGV: first seq wanted, last seq wanted.
+    private const string RecentScript = """
+        local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+        local length = redis.call('LLEN', KEYS[2])
+        local first, from, to = head - length + 1, tonumber(ARGV[1]), tonumber(ARGV[2])
+        if length == 0 or from < first or to > head then
+          return false
+        end
+        return redis.call('LRANGE', KEYS[2], from - first, to - first)
+        """;
+
     private readonly GatewayOptions _options = options.Value;
 
     /// <summary>The channel's current position: its epoch and the seq of its latest event (0 before any).</summary>
@@ -100,20 +113,25 @@ internal sealed class ChannelHistory(
     /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/> from the recent window; null when it no longer holds all of them.</summary>
     private async Task<List<ReplayedEvent>?> RecentAsync(string channel, ulong after, ulong upTo)
     {
-        var entries = await redis.GetDatabase().SortedSetRangeByScoreWithScoresAsync(
-            names.ChannelRecentKey(channel), after + 1, upTo);
-        if (entries.Length != (int)(upTo - after) || (ulong)entries[0].Score != after + 1)
+        var result = await redis.GetDatabase().ScriptEvaluateAsync(
+            RecentScript,
+            [names.ChannelStateKey(channel), names.ChannelRecentKey(channel)],
+            [after + 1, upTo]);
+        if (result.IsNull)
+        {
+            return null;
+        }
+
+        var entries = (RedisResult[])result!;
+        if (entries.Length != (int)(upTo - after))
         {
             return null;
         }
 
         var events = new List<ReplayedEvent>(entries.Length);
-        foreach (var entry in entries)
+        for (var i = 0; i < entries.Length; i++)
         {
-            // Member: "<ingress offset>|<envelope bytes>".
-            var bytes = (byte[])entry.Element!;
-            var separator = Array.IndexOf(bytes, (byte)'|');
-            events.Add(new ReplayedEvent((ulong)entry.Score, EventEnvelope.Parser.ParseFrom(bytes.AsSpan(separator + 1))));
+            events.Add(new ReplayedEvent(after + 1 + (ulong)i, EventEnvelope.Parser.ParseFrom((byte[])entries[i]!)));
         }
 
         return events;

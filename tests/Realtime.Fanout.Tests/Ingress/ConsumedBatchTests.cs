@@ -55,6 +55,23 @@ public sealed class ConsumedBatchTests
     }
 
     [Fact]
+    public void Forget_removes_from_a_batch_being_read_and_drops_from_one_being_sequenced()
+    {
+        var reading = Batch((0, 10, "a"), (1, 20, "b"));
+        var sequencing = Batch((0, 8, "a"), (1, 18, "b"));
+        sequencing.Group(_ => false);
+
+        reading.Forget([0]);
+        sequencing.Forget([0]);
+
+        // Removing from a grouped batch would shift the indexes its channels' seqs refer to.
+        Assert.Equal([(1, 20L)], reading.Records.Select(r => (r.Partition.Value, r.Offset.Value)));
+        Assert.Equal(2, sequencing.Count);
+        Assert.Equal([true, false], Enumerable.Range(0, sequencing.Count).Select(sequencing.IsDropped));
+        Assert.Equal([(1, 18L)], sequencing.FirstOffsets());
+    }
+
+    [Fact]
     public void Clear_makes_the_batch_ready_for_reuse()
     {
         var batch = Batch((0, 10, "a"), (1, 20, "b"));
@@ -66,6 +83,7 @@ public sealed class ConsumedBatchTests
         batch.Group(_ => false);
 
         Assert.False(batch.IsDropped(0));
+        Assert.True(batch.IsGrouped);
         Assert.Single(batch.Channels);
         Assert.Single(batch.Inputs);
         Assert.Equal([(0, 12L)], batch.FirstOffsets());

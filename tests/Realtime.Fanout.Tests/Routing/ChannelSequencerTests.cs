@@ -63,13 +63,22 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_offset_repeated_within_one_batch_keeps_the_seq_it_got_in_that_batch()
+    {
+        var (work, records) = Batch("room:9", 0, 5, 6, 6, 7);
+        await NewSequencer().SequenceAsync(work, records);
+        Assert.Equal([1L, 2L, 2L, 3L], work[0].Seqs);
+        Assert.Equal(3, await _connection!.GetDatabase().ListLengthAsync(_names.ChannelRecentKey("room:9")));
+    }
+
+    [Fact]
     public async Task Transient_events_get_no_seq_and_are_not_kept()
     {
         var db = _connection!.GetDatabase();
         var (work, records) = Batch("room:6", 0, 1, -2, 3);
         await NewSequencer().SequenceAsync(work, records);
         Assert.Equal([1L, 0L, 2L], work[0].Seqs);
-        Assert.Equal(2, await db.SortedSetLengthAsync(_names.ChannelRecentKey("room:6")));
+        Assert.Equal(2, await db.ListLengthAsync(_names.ChannelRecentKey("room:6")));
         Assert.Null(await db.SortedSetScoreAsync(_names.ChannelIndexKey("room:6"), 2));
     }
 
@@ -92,12 +101,47 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
         var (work, records) = Batch("room:3", 1, [.. Enumerable.Range(100, 30).Select(i => (long)i)]);
         await NewSequencer(recent: 10).SequenceAsync(work, records);
 
-        var recent = await db.SortedSetRangeByScoreWithScoresAsync(_names.ChannelRecentKey("room:3"));
-        Assert.Equal(Enumerable.Range(21, 10).Select(i => (double)i), recent.Select(e => e.Score));
-        var newest = (byte[])recent[^1].Element!;
-        Assert.Equal("129|"u8.ToArray().Concat(new byte[] { 1, 2, 129 }), newest);
+        // The window holds seqs 21-30, oldest first: the envelopes of offsets 120-129.
+        var recent = await db.ListRangeAsync(_names.ChannelRecentKey("room:3"));
+        Assert.Equal(Enumerable.Range(120, 10).Select(o => new byte[] { 1, 2, (byte)o }), recent.Select(e => (byte[])e!));
         Assert.Equal(30, await db.SortedSetLengthAsync(_names.ChannelIndexKey("room:3")));
         Assert.Equal(30, await db.SortedSetScoreAsync(_names.ChannelIndexKey("room:3"), 129));
+    }
+
+    [Fact]
+    public async Task The_recent_window_ends_at_the_channel_seq_without_a_gap_even_after_its_state_was_lost()
+    {
+        var db = _connection!.GetDatabase();
+        var sequencer = NewSequencer();
+        var (first, records) = Batch("room:7", 0, 1, 2, 3);
+        await sequencer.SequenceAsync(first, records);
+
+        // Only the state goes (e.g. evicted); the worker carries the channel on from memory, and
+        // the window must not keep seqs 1-3 in front of 4-5 as if nothing were missing.
+        await db.KeyDeleteAsync(_names.ChannelStateKey("room:7"));
+        var (next, nextRecords) = Batch("room:7", 0, 4, 5);
+        await sequencer.SequenceAsync(next, nextRecords);
+        Assert.Equal([4L, 5L], next[0].Seqs);
+        Assert.Equal(5, (long)await db.HashGetAsync(_names.ChannelStateKey("room:7"), "seq"));
+        var window = await db.ListRangeAsync(_names.ChannelRecentKey("room:7"));
+        Assert.Equal([4, 5], window.Select(e => (int)((byte[])e!)[2]));
+    }
+
+    [Fact]
+    public async Task Turning_the_recent_window_off_drops_it_so_turning_it_on_again_leaves_no_gap()
+    {
+        var db = _connection!.GetDatabase();
+        var (first, records) = Batch("room:8", 0, 1, 2);
+        await NewSequencer(recent: 10).SequenceAsync(first, records);
+        var (off, offRecords) = Batch("room:8", 0, 3);
+        await NewSequencer(recent: 0).SequenceAsync(off, offRecords);
+        Assert.False(await db.KeyExistsAsync(_names.ChannelRecentKey("room:8")));
+
+        var (on, onRecords) = Batch("room:8", 0, 4);
+        await NewSequencer(recent: 10).SequenceAsync(on, onRecords);
+        Assert.Equal([4L], on[0].Seqs);
+        var window = await db.ListRangeAsync(_names.ChannelRecentKey("room:8"));
+        Assert.Equal([4], window.Select(e => (int)((byte[])e!)[2]));
     }
 
     [Fact]
