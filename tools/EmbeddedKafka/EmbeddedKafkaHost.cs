@@ -23,13 +23,22 @@ public sealed class EmbeddedKafkaHostOptions
 
     /// <summary>Topics created at start, with a replication factor of <c>min(3, Brokers)</c>.</summary>
     public IReadOnlyList<(string Topic, int Partitions)> Topics { get; init; } = [];
+
+    /// <summary>
+    /// False (the default): metadata advertises each broker's own port, so clients bootstrap
+    /// through the fixed ports and then talk to the brokers directly, as with a Kafka cluster.
+    /// True: the fixed ports are advertised and every byte goes through this process's relay,
+    /// which costs about as much CPU as the brokers themselves under load.
+    /// </summary>
+    public bool RelayAllTraffic { get; init; }
 }
 
 /// <summary>
 /// The embedded broker as the development stack runs it: a <see cref="MockKafkaCluster"/> whose
-/// brokers are reachable and advertised at fixed loopback ports (<c>FirstPort</c>,
-/// <c>FirstPort + 1</c>, ...), with the configured topics created. Clients given
-/// <see cref="BootstrapServers"/> only ever connect to the fixed ports.
+/// brokers are reachable at fixed loopback ports (<c>FirstPort</c>, <c>FirstPort + 1</c>, ...),
+/// with the configured topics created. Clients given <see cref="BootstrapServers"/> bootstrap
+/// there and then connect to the advertised brokers: their own ports, or with
+/// <see cref="EmbeddedKafkaHostOptions.RelayAllTraffic"/> the fixed ones.
 /// </summary>
 public sealed class EmbeddedKafkaHost : IAsyncDisposable
 {
@@ -81,7 +90,10 @@ public sealed class EmbeddedKafkaHost : IAsyncDisposable
                 var port = options.FirstPort == 0 ? 0 : options.FirstPort + id - 1;
                 var forwarder = TcpForwarder.Start(new IPEndPoint(address, port), () => target);
                 forwarders.Add(forwarder);
-                cluster.SetBrokerAdvertisedAddress(id, options.Host, forwarder.LocalEndPoint.Port);
+                if (options.RelayAllTraffic)
+                {
+                    cluster.SetBrokerAdvertisedAddress(id, options.Host, forwarder.LocalEndPoint.Port);
+                }
             }
 
             foreach (var (topic, partitions) in options.Topics)
@@ -90,7 +102,10 @@ public sealed class EmbeddedKafkaHost : IAsyncDisposable
             }
 
             var bootstrap = string.Join(',', forwarders.Select(f => $"{options.Host}:{f.LocalEndPoint.Port}"));
-            VerifyReachable(bootstrap, forwarders, options);
+            var advertised = options.RelayAllTraffic
+                ? forwarders.Select((f, i) => (Id: i + 1, Address: $"{options.Host}:{f.LocalEndPoint.Port}"))
+                : actual.Select(b => (Id: b.Key, Address: b.Value.ToString()));
+            VerifyReachable(bootstrap, [.. advertised], options);
             var host = new EmbeddedKafkaHost(cluster, forwarders, bootstrap);
             cluster.BrokerStateChanged += host.OnBrokerStateChanged;
             return host;
@@ -185,10 +200,10 @@ public sealed class EmbeddedKafkaHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until metadata fetched through the fixed ports advertises exactly the fixed ports and lists every topic.</summary>
-    private static void VerifyReachable(string bootstrapServers, List<TcpForwarder> forwarders, EmbeddedKafkaHostOptions options)
+    /// <summary>Waits until metadata fetched through the fixed ports advertises exactly <paramref name="advertised"/> and lists every topic.</summary>
+    private static void VerifyReachable(string bootstrapServers, IReadOnlyCollection<(int Id, string Address)> advertised, EmbeddedKafkaHostOptions options)
     {
-        var expected = forwarders.Select((f, i) => (Id: i + 1, Address: $"{options.Host}:{f.LocalEndPoint.Port}")).ToHashSet();
+        var expected = advertised.ToHashSet();
         using var admin = new BackgroundDisposed<IAdminClient>(Admin(bootstrapServers));
         var clock = Stopwatch.StartNew();
         var seen = "nothing";
@@ -197,14 +212,14 @@ public sealed class EmbeddedKafkaHost : IAsyncDisposable
             try
             {
                 var metadata = admin.Value.GetMetadata(MetadataTimeout);
-                var advertised = metadata.Brokers.Select(b => (Id: b.BrokerId, Address: $"{b.Host}:{b.Port.ToString(CultureInfo.InvariantCulture)}")).ToHashSet();
+                var seenBrokers = metadata.Brokers.Select(b => (Id: b.BrokerId, Address: $"{b.Host}:{b.Port.ToString(CultureInfo.InvariantCulture)}")).ToHashSet();
                 var topics = metadata.Topics.Where(t => t.Error.Code == ErrorCode.NoError).Select(t => t.Topic).ToHashSet(StringComparer.Ordinal);
-                if (advertised.SetEquals(expected) && options.Topics.All(t => topics.Contains(t.Topic)))
+                if (seenBrokers.SetEquals(expected) && options.Topics.All(t => topics.Contains(t.Topic)))
                 {
                     return;
                 }
 
-                seen = $"brokers [{string.Join(", ", advertised.Select(b => $"{b.Id}@{b.Address}"))}], topics [{string.Join(", ", topics)}]";
+                seen = $"brokers [{string.Join(", ", seenBrokers.Select(b => $"{b.Id}@{b.Address}"))}], topics [{string.Join(", ", topics)}]";
             }
             catch (KafkaException e)
             {

@@ -5,11 +5,13 @@ using System.Runtime.InteropServices;
 using Realtime.EmbeddedKafka;
 
 const string Usage = """
-    usage: dotnet Realtime.EmbeddedKafka.dll [--listen 127.0.0.1:9092] [--brokers 1] [--topic NAME:PARTITIONS]... [--metrics 127.0.0.1:9190]
+    usage: dotnet Realtime.EmbeddedKafka.dll [--listen 127.0.0.1:9092] [--brokers 1] [--topic NAME:PARTITIONS]... [--metrics 127.0.0.1:9190] [--relay]
       --listen   IPv4 loopback address and port of broker 1; broker N gets port + N - 1
+                 (clients bootstrap there, then connect to the brokers' own loopback ports)
       --brokers  number of brokers, 1-9
       --topic    topic to create at start (repeatable); adds to EMBEDDED_KAFKA_TOPICS
       --metrics  serve Prometheus metrics on http://ADDRESS/metrics (loopback only)
+      --relay    advertise the --listen ports and relay all traffic through them
       env: EMBEDDED_KAFKA_LISTEN, EMBEDDED_KAFKA_BROKERS, EMBEDDED_KAFKA_TOPICS="a:8,b:4", EMBEDDED_KAFKA_METRICS (options win)
     """;
 
@@ -20,6 +22,7 @@ var topicSpecs = (Environment.GetEnvironmentVariable("EMBEDDED_KAFKA_TOPICS") ??
     .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
     .Select(spec => (Spec: spec, Source: "EMBEDDED_KAFKA_TOPICS"))
     .ToList();
+var relay = false;
 
 for (var i = 0; i < args.Length; i++)
 {
@@ -29,6 +32,9 @@ for (var i = 0; i < args.Length; i++)
         case "-h" or "--help":
             Console.WriteLine(Usage);
             return 0;
+        case "--relay":
+            relay = true;
+            break;
         case "--listen" or "--brokers" or "--topic" or "--metrics" when value is null:
             return Fail($"{args[i]} needs a value");
         case "--listen":
@@ -101,6 +107,7 @@ try
         FirstPort = endpoint.Port,
         Brokers = brokers,
         Topics = topics,
+        RelayAllTraffic = relay,
     });
 }
 catch (SocketException e)
