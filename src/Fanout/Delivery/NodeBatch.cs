@@ -4,11 +4,18 @@ using Realtime.Contracts.V1;
 namespace Realtime.Fanout.Delivery;
 
 /// <summary>
-/// The deliveries for one node from one ingress partition, routed together, growing into one
-/// <see cref="NodeDeliveryBatch"/> record: each delivery is appended as an already-encoded
-/// element of the repeated field, so nothing is decoded or encoded twice.
+/// The deliveries from one ingress partition whose channels are routed to exactly the same nodes,
+/// growing into one <see cref="NodeDeliveryBatch"/> record that every one of those nodes gets (the
+/// same bytes, written once): each delivery is appended as an already-encoded element of the
+/// repeated field, so nothing is decoded or encoded twice.
 /// </summary>
-internal sealed class NodeBatch(string node, int ingressPartition)
+/// <remarks>
+/// A channel has one set of targets per consumed batch, so all its events of that batch are in
+/// one <see cref="NodeBatch"/> and reach each node in ingress order. Gateways keep order and
+/// duplicates by each channel's seq, not by ingress offset, so a node may get the batches of two
+/// target sets of one ingress partition one after the other.
+/// </remarks>
+internal sealed class NodeBatch(string[] nodes, int ingressPartition)
 {
     // Tag of NodeDeliveryBatch.deliveries (field 1, length-delimited).
     private const byte DeliveriesTag = (NodeDeliveryBatch.DeliveriesFieldNumber << 3) | 2;
@@ -16,7 +23,8 @@ internal sealed class NodeBatch(string node, int ingressPartition)
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
     private List<long> _offsets = [];
 
-    public string Node { get; } = node;
+    /// <summary>The nodes this batch is written to, each to its own topic.</summary>
+    public string[] Nodes { get; } = nodes;
 
     public int IngressPartition { get; } = ingressPartition;
 

@@ -50,7 +50,8 @@ internal sealed partial class FanoutWorker(
     private readonly FanoutOptions _options = fanoutOptions.Value;
     private readonly IngressProgress _progress = new();
     private readonly NodeDeliveryEncoder _encoder = new(names.IngressTopic);
-    private readonly Dictionary<(string Node, int Partition), NodeBatch> _batches = [];
+    // Keyed by the interned targets array (reference equality): one batch per set of nodes and ingress partition.
+    private readonly Dictionary<(string[] Targets, int Partition), NodeBatch> _batches = [];
     private readonly List<NodeBatch> _openBatches = [];
     private readonly Dictionary<int, byte[]> _partitionKeys = [];
     private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
@@ -378,42 +379,33 @@ internal sealed partial class FanoutWorker(
         activity?.SetTag("realtime.targets", targets.Length);
         var (traceparent, tracestate) = activity is not null ? (activity.Id, activity.TraceStateString) : carried;
 
-        // Encoded once, appended to the batch of every target node.
+        // Encoded once, appended once to the batch all of the channel's target nodes get.
         var delivery = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent, tracestate);
-        work.TargetBatches ??= BatchesFor(targets, partition);
-        foreach (var batch in work.TargetBatches)
+        var batch = work.TargetBatch ??= BatchFor(targets, partition);
+        if (batch.IsEmpty)
         {
-            if (batch.IsEmpty)
-            {
-                _openBatches.Add(batch);
-            }
+            _openBatches.Add(batch);
+        }
 
-            batch.Add(delivery, offset);
-            if (batch.Bytes >= MaxBatchRecordBytes)
-            {
-                ProduceBatch(producer, batch, stoppingToken);
-            }
+        batch.Add(delivery, offset);
+        if (batch.Bytes >= MaxBatchRecordBytes)
+        {
+            ProduceBatch(producer, batch, stoppingToken);
         }
     }
 
-    private NodeBatch[] BatchesFor(string[] targets, int partition)
+    private NodeBatch BatchFor(string[] targets, int partition)
     {
-        var batches = new NodeBatch[targets.Length];
-        for (var i = 0; i < targets.Length; i++)
+        if (!_batches.TryGetValue((targets, partition), out var batch))
         {
-            if (!_batches.TryGetValue((targets[i], partition), out var batch))
-            {
-                batch = new NodeBatch(targets[i], partition);
-                _batches[(targets[i], partition)] = batch;
-            }
-
-            batches[i] = batch;
+            batch = new NodeBatch(targets, partition);
+            _batches[(targets, partition)] = batch;
         }
 
-        return batches;
+        return batch;
     }
 
-    /// <summary>Produces every node batch the consumed batch filled: one record per node and ingress partition.</summary>
+    /// <summary>Produces every node batch the consumed batch filled: one record per node, set of targets and ingress partition.</summary>
     private void ProduceBatches(IProducer<byte[], byte[]> producer, CancellationToken stoppingToken)
     {
         foreach (var batch in _openBatches)
@@ -427,7 +419,7 @@ internal sealed partial class FanoutWorker(
         _openBatches.Clear();
         if (_batches.Count > MaxIdleBatches)
         {
-            // Batches of nodes that left keep nothing but their buffers; start over now and then.
+            // Batches of target sets no longer seen keep nothing but their buffers; start over now and then.
             _batches.Clear();
         }
     }
@@ -436,6 +428,8 @@ internal sealed partial class FanoutWorker(
     {
         var partition = batch.IngressPartition;
         var (value, offsets) = batch.Take();
+        // One value for every target node (librdkafka copies it on Produce). Each node's write is
+        // acknowledged on its own, as one delivery of each of these offsets.
         var message = new Message<byte[], byte[]>
         {
             // Keyed by ingress partition: a channel always hashes to one ingress partition, so its
@@ -446,16 +440,19 @@ internal sealed partial class FanoutWorker(
         };
         var generation = _progress.Generation;
         var started = Stopwatch.GetTimestamp();
-        var topic = NodeTopic(batch.Node);
-        if (ProduceWithBackpressure(producer, topic, message, report =>
-            {
-                metrics.Produced(Stopwatch.GetElapsedTime(started));
-                Acknowledge(report, generation, partition, offsets);
-            }, stoppingToken) is { } refused)
+        foreach (var node in batch.Nodes)
         {
-            // Refused before it was sent (e.g. the topic is unknown or not authorized right now):
-            // the same as a failed delivery. Its offsets stay unacknowledged, so the rewind re-reads them.
-            RequestRewind(topic, refused.Reason, partition, offsets[0]);
+            var topic = NodeTopic(node);
+            if (ProduceWithBackpressure(producer, topic, message, report =>
+                {
+                    metrics.Produced(Stopwatch.GetElapsedTime(started));
+                    Acknowledge(report, generation, partition, offsets);
+                }, stoppingToken) is { } refused)
+            {
+                // Refused before it was sent (e.g. the topic is unknown or not authorized right now):
+                // the same as a failed delivery. Its offsets stay unacknowledged, so the rewind re-reads them.
+                RequestRewind(topic, refused.Reason, partition, offsets[0]);
+            }
         }
     }
 

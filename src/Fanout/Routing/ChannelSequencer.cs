@@ -22,14 +22,18 @@ internal sealed class ChannelWork(string channel, int partition)
 
     public string Epoch { get; set; } = string.Empty;
 
-    /// <summary>Live nodes with subscribers at the moment the batch was sequenced.</summary>
+    /// <summary>
+    /// Live nodes with subscribers at the moment the batch was sequenced, sorted. Channels with the
+    /// same targets share one array instance (see <see cref="ChannelSequencer"/>), which is what
+    /// lets their deliveries share one node-topic batch.
+    /// </summary>
     public string[] Targets { get; set; } = [];
 
     /// <summary>
-    /// The node-topic batch of each target, in <see cref="Targets"/> order: looked up once per
-    /// channel and batch, not once per event and target.
+    /// The node-topic batch this channel's events go into (shared by every channel with the same
+    /// targets): looked up once per channel and batch, not once per event.
     /// </summary>
-    public Delivery.NodeBatch[]? TargetBatches { get; set; }
+    public Delivery.NodeBatch? TargetBatch { get; set; }
 }
 
 /// <summary>
@@ -141,6 +145,11 @@ internal sealed class ChannelSequencer(
     private readonly Dictionary<string, RememberedState> _memory = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (bool Alive, long CheckedAt)> _liveness = new(StringComparer.Ordinal);
     private readonly List<string> _unknownNodes = [];
+
+    // One array per distinct set of targets, so that channels routed to the same nodes share it.
+    private readonly Dictionary<string, string[]> _targetSets = new(StringComparer.Ordinal);
+    private readonly List<string> _live = [];
+    private const int MaxTargetSets = 4_096;
 
     /// <summary>How many node liveness answers of the last batch came from the cache.</summary>
     public int LastBatchCacheHits { get; private set; }
@@ -291,16 +300,35 @@ internal sealed class ChannelSequencer(
             return [];
         }
 
-        var live = new List<string>(members.Length);
+        _live.Clear();
         foreach (var member in members)
         {
             var node = (string)member!;
             if (_liveness.TryGetValue(node, out var entry) && entry.Alive)
             {
-                live.Add(node);
+                _live.Add(node);
             }
         }
 
-        return [.. live];
+        if (_live.Count == 0)
+        {
+            return [];
+        }
+
+        // A set's members come back in no particular order: sort, then intern by content.
+        _live.Sort(StringComparer.Ordinal);
+        var key = string.Join('\n', _live);
+        if (!_targetSets.TryGetValue(key, out var targets))
+        {
+            if (_targetSets.Count >= MaxTargetSets)
+            {
+                _targetSets.Clear();
+            }
+
+            targets = [.. _live];
+            _targetSets[key] = targets;
+        }
+
+        return targets;
     }
 }

@@ -9,7 +9,7 @@ public sealed class NodeBatchTests
     [Fact]
     public void Appended_deliveries_parse_as_one_batch_in_order_with_their_offsets()
     {
-        var batch = new NodeBatch("gw-0", 7);
+        var batch = new NodeBatch(["gw-0"], 7);
         var encoder = new NodeDeliveryEncoder("rt.ingress");
         // Sizes on both sides of the one- and two-byte length prefixes.
         int[] payloadSizes = [1, 100, 200, 20_000];
@@ -34,7 +34,7 @@ public sealed class NodeBatchTests
     [Fact]
     public void A_batch_starts_over_after_take_and_does_not_share_its_offsets()
     {
-        var batch = new NodeBatch("gw-1", 0);
+        var batch = new NodeBatch(["gw-1", "gw-2"], 0);
         batch.Add([0x0A, 0x00], 1);
         var (_, first) = batch.Take();
         batch.Add([0x0A, 0x00], 2);

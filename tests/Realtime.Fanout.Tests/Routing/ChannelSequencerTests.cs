@@ -95,6 +95,34 @@ public sealed class ChannelSequencerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Channels_routed_to_the_same_nodes_share_one_sorted_targets_array()
+    {
+        var db = _connection!.GetDatabase();
+        foreach (var node in new[] { "gw-a", "gw-b", "gw-c" })
+        {
+            await db.StringSetAsync(_names.NodeAliveKey(node), 1, TimeSpan.FromSeconds(30));
+        }
+
+        await db.SetAddAsync(_names.RouteKey("room:20"), ["gw-c", "gw-a", "gw-b"]);
+        await db.SetAddAsync(_names.RouteKey("room:21"), ["gw-b", "gw-c", "gw-a"]);
+        await db.SetAddAsync(_names.RouteKey("room:22"), ["gw-a", "gw-b"]);
+        var work = new List<ChannelWork> { new("room:20", 0), new("room:21", 1), new("room:22", 2) };
+        var records = new List<(long, byte[], bool)>();
+        foreach (var channel in work)
+        {
+            channel.Records.Add(records.Count);
+            records.Add((1, [1], false));
+        }
+
+        await NewSequencer().SequenceAsync(work, records);
+
+        // The fanout batches deliveries per targets array: equal sets must be one instance.
+        Assert.Equal(["gw-a", "gw-b", "gw-c"], work[0].Targets);
+        Assert.Same(work[0].Targets, work[1].Targets);
+        Assert.Equal(["gw-a", "gw-b"], work[2].Targets);
+    }
+
+    [Fact]
     public async Task The_recent_window_and_index_are_trimmed_to_their_limits()
     {
         var db = _connection!.GetDatabase();
