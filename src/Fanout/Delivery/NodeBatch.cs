@@ -36,19 +36,27 @@ internal sealed class NodeBatch(string[] nodes, int ingressPartition)
     public void Add(ReadOnlySpan<byte> delivery, long ingressOffset)
     {
         var span = _buffer.GetSpan(1 + 5 + delivery.Length);
-        span[0] = DeliveriesTag;
-        var n = 1;
-        var length = (uint)delivery.Length;
-        while (length >= 0x80)
-        {
-            span[n++] = (byte)(length | 0x80);
-            length >>= 7;
-        }
-
-        span[n++] = (byte)length;
+        var n = Prefix(span, delivery.Length);
         delivery.CopyTo(span[n..]);
         _buffer.Advance(n + delivery.Length);
         _offsets.Add(ingressOffset);
+    }
+
+    /// <summary>Encodes the delivery of <paramref name="envelope"/> straight into the batch.</summary>
+    public void Add(NodeDeliveryEncoder encoder, byte[] envelope, in DeliveryFields fields)
+    {
+        var size = encoder.Size(envelope, fields);
+        var span = _buffer.GetSpan(1 + 5 + size);
+        var n = Prefix(span, size);
+        encoder.Write(span.Slice(n, size), envelope, fields);
+        _buffer.Advance(n + size);
+        _offsets.Add(fields.IngressOffset);
+    }
+
+    private static int Prefix(Span<byte> span, int length)
+    {
+        span[0] = DeliveriesTag;
+        return NodeDeliveryEncoder.Varint(span, 1, (ulong)length);
     }
 
     /// <summary>The record's value and the ingress offsets it carries (ascending); the batch starts over empty.</summary>

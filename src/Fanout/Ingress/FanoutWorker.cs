@@ -379,15 +379,14 @@ internal sealed partial class FanoutWorker(
         activity?.SetTag("realtime.targets", targets.Length);
         var (traceparent, tracestate) = activity is not null ? (activity.Id, activity.TraceStateString) : carried;
 
-        // Encoded once, appended once to the batch all of the channel's target nodes get.
-        var delivery = _encoder.Encode(record.Message.Value, partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent, tracestate);
+        // Encoded once, straight into the batch all of the channel's target nodes get.
         var batch = work.TargetBatch ??= BatchFor(targets, partition);
         if (batch.IsEmpty)
         {
             _openBatches.Add(batch);
         }
 
-        batch.Add(delivery, offset);
+        batch.Add(_encoder, record.Message.Value, new DeliveryFields(partition, offset, routedAt, (ulong)Math.Max(0, seq), seq == 0 ? string.Empty : work.Epoch, traceparent ?? string.Empty, tracestate ?? string.Empty));
         if (batch.Bytes >= MaxBatchRecordBytes)
         {
             ProduceBatch(producer, batch, stoppingToken);

@@ -32,6 +32,28 @@ public sealed class NodeBatchTests
     }
 
     [Fact]
+    public void Encoding_straight_into_the_batch_gives_the_same_bytes_as_appending_an_encoded_delivery()
+    {
+        var encoder = new NodeDeliveryEncoder("rt.ingress");
+        var direct = new NodeBatch(["gw-0"], 3);
+        var appended = new NodeBatch(["gw-0"], 3);
+        // Envelopes on both sides of the one- and two-byte length prefixes, with and without a seq.
+        foreach (var (size, seq) in new[] { (10, 0UL), (120, 1UL), (300, 70_000UL) })
+        {
+            var envelope = new EventEnvelope { EventId = $"e{size}", Channel = "room:1", Payload = ByteString.CopyFrom(new byte[size]) }.ToByteArray();
+            var fields = new DeliveryFields(3, 1_000 + size, 1_700_000_000_000, seq, seq == 0 ? string.Empty : "ep", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", string.Empty);
+            direct.Add(encoder, envelope, fields);
+            appended.Add(encoder.Encode(envelope, fields.IngressPartition, fields.IngressOffset, fields.RoutedAtUnixMs, fields.Seq, fields.Epoch, fields.Traceparent, fields.Tracestate), fields.IngressOffset);
+        }
+
+        var (directValue, directOffsets) = direct.Take();
+        var (appendedValue, appendedOffsets) = appended.Take();
+        Assert.Equal(appendedValue, directValue);
+        Assert.Equal(appendedOffsets, directOffsets);
+        Assert.Equal([0UL, 1UL, 70_000UL], NodeDeliveryBatch.Parser.ParseFrom(directValue).Deliveries.Select(d => d.Seq));
+    }
+
+    [Fact]
     public void A_batch_starts_over_after_take_and_does_not_share_its_offsets()
     {
         var batch = new NodeBatch(["gw-1", "gw-2"], 0);

@@ -10,6 +10,7 @@ public sealed class NodeDeliveryEncoderTests
     [InlineData(0, 0L, 0UL, "", "", "")]
     [InlineData(3, 1L, 1UL, "e1", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "")]
     [InlineData(11, 123_456_789_012L, 9_000_000_000UL, "0193abcdef012345", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "vendor=1")]
+    [InlineData(int.MaxValue, long.MaxValue, ulong.MaxValue, "épöch", "", "vendor=ü")]
     public void Encodes_the_same_bytes_as_the_generated_message(int partition, long offset, ulong seq, string epoch, string traceparent, string tracestate)
     {
         var envelope = new EventEnvelope
