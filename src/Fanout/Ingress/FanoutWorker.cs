@@ -57,8 +57,8 @@ internal sealed partial class FanoutWorker(
     private readonly Dictionary<string, string> _nodeTopics = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _capacity = new(0);
     private volatile IConsumer<byte[], byte[]>? _consumer;
-    // Two batches in turn (see ConsumeLoop); fields, because a rebalance inside Consume drops
-    // the records of partitions this instance lost from both.
+    // Three batches in turn (see ConsumeLoop); fields, because a rebalance inside Consume drops
+    // the records of partitions this instance lost from all of them (Forget).
     private ConsumedBatch _held = new(fanoutOptions.Value.MaxBatchSize);
     private ConsumedBatch _reading = new(fanoutOptions.Value.MaxBatchSize);
     private ConsumedBatch _next = new(fanoutOptions.Value.MaxBatchSize);
