@@ -265,10 +265,26 @@ public sealed class FailureDrillTests(TestInfrastructure infrastructure, ITestOu
             await PipelineTests.WaitUntilAsync(
                 () => Task.FromResult(Subscribers.All(s => s.Channels.All(c => Audit.Missing(s.Name, c) <= 0))),
                 timeout);
+            // What the ingress topic holds for the drill's channels: what every client is owed.
+            var mine = _channels.ToHashSet(StringComparer.Ordinal);
+            foreach (var channel in pipeline.ReadIngressLog(TimeSpan.FromSeconds(60)).Where(e => mine.Contains(e.Channel)).GroupBy(e => e.Channel))
+            {
+                Audit.Logged(channel.Key, channel.Select(e => int.Parse(e.Payload.ToStringUtf8(), CultureInfo.InvariantCulture)));
+            }
+
             var report = Audit.Report(Subscribers.SelectMany(s => s.Channels.Select(c => (s.Name, c))));
             output.WriteLine($"events={events} {report}");
             Assert.True(report.Published >= events);
-            Assert.Equal(report.Published, report.Delivered);
+            if (report.LogDuplicates > 0)
+            {
+                // An idempotent producer's retry of a batch the broker had written but not
+                // acknowledged. Kafka drops it (producer id and sequence); librdkafka's mock
+                // checks sequences only for transactional producers, so it writes it twice.
+                Assert.True(pipeline.KafkaIsEmbedded, $"Kafka wrote {report.LogDuplicates} retried records twice despite the idempotent producer.");
+                output.WriteLine("the embedded broker wrote retried produce batches twice (it does not enforce idempotence); clients got each copy, in log order");
+            }
+
+            Assert.Equal(report.Published + report.LogDuplicates, report.Delivered);
             Assert.Equal(0, report.Lost);
             Assert.Equal(0, report.Duplicates);
             Assert.Equal(0, report.OutOfOrder);

@@ -47,6 +47,9 @@ public sealed class LocalPipeline : IAsyncDisposable
 
     public string KafkaBootstrap => _infrastructure.Kafka.BootstrapServers;
 
+    /// <summary>True on the embedded broker (librdkafka's mock cluster), which does not enforce producer idempotence.</summary>
+    public bool KafkaIsEmbedded => _infrastructure.Kafka.Kind == KafkaBrokerKind.Embedded;
+
     public string RedisConfiguration => _infrastructure.Redis.ConnectionString;
 
     public static async Task<LocalPipeline> StartAsync(
@@ -252,6 +255,43 @@ public sealed class LocalPipeline : IAsyncDisposable
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = KafkaBootstrap, GroupId = $"{Names.Namespace}.probe" }).Build();
         return metadata.Topics.Single().Partitions
             .Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
+    }
+
+    /// <summary>
+    /// Every record of the ingress topic as its envelope, partition by partition in offset order
+    /// (so each channel's records are in the order the fanout sequenced them).
+    /// </summary>
+    public IReadOnlyList<EventEnvelope> ReadIngressLog(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = KafkaBootstrap,
+            GroupId = $"{Names.Namespace}.log-reader",
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = 5,
+        }).Build();
+        var envelopes = new List<EventEnvelope>();
+        for (var p = 0; p < IngressPartitions; p++)
+        {
+            var partition = new TopicPartition(Names.IngressTopic, p);
+            var watermarks = consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(10));
+            if (watermarks.High.Value <= watermarks.Low.Value)
+            {
+                continue;
+            }
+
+            consumer.Assign(new TopicPartitionOffset(partition, watermarks.Low));
+            ConsumeResult<Ignore, byte[]> record;
+            do
+            {
+                record = consumer.Consume(deadline.Token);
+                envelopes.Add(EventEnvelope.Parser.ParseFrom(record.Message.Value));
+            }
+            while (record.Offset.Value + 1 < watermarks.High.Value);
+        }
+
+        return envelopes;
     }
 
     public async ValueTask DisposeAsync()
