@@ -113,18 +113,22 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     Listen(kestrel, grpcEndpoint, HttpProtocols.Http2, tlsCertificate);
 });
 
-if (gatewayOptions.SocketSendBufferBytes > 0)
+builder.WebHost.UseSockets(sockets =>
 {
-    // Accepted sockets inherit the listener's send buffer: a fixed size instead of the kernel's
-    // autotuning (up to 4 MiB per socket on Linux) bounds the kernel memory a client that stops
-    // reading can hold, and makes it reach the send-queue tiers sooner.
-    builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = endpoint =>
+    sockets.Backlog = gatewayOptions.ListenBacklog;
+    if (gatewayOptions.SocketSendBufferBytes > 0)
     {
-        var socket = Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
-        socket.SendBufferSize = gatewayOptions.SocketSendBufferBytes;
-        return socket;
-    });
-}
+        // Accepted sockets inherit the listener's send buffer: a fixed size instead of the kernel's
+        // autotuning (up to 4 MiB per socket on Linux) bounds the kernel memory a client that stops
+        // reading can hold, and makes it reach the send-queue tiers sooner.
+        sockets.CreateBoundListenSocket = endpoint =>
+        {
+            var socket = Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+            socket.SendBufferSize = gatewayOptions.SocketSendBufferBytes;
+            return socket;
+        };
+    }
+});
 
 var app = builder.Build();
 // Created now so it sees ApplicationStopping even before the first connection.
