@@ -26,7 +26,11 @@ internal static class BenchContext
         Microsoft.AspNetCore.SignalR.StackExchangeRedis, and Socket.IO 4 with @socket.io/redis-adapter,
         each with 2 server instances and its own redis-server, measured by the same generator with
         the same payload. Ratios are ours / peer (below 1 is better for us). A run whose generator
-        needed more than 70% of its core is marked invalid. Runs named after a change (e.g.
+        needed more than 70% of its core is marked invalid. Each run gets a system started afresh
+        (ours: the whole stack; a peer: its servers and redis-server), so no run pays for what an
+        earlier one left behind, and W2-W4 begin with the same unmeasured warm-up on every system
+        (100 clients, 2,000 events, for W4 three reconnects of them), so a measured phase does not
+        time the JIT (W5 and W6 warm up their own way). Runs named after a change (e.g.
         `W1-realtime-receive-buffer-per-message`) were re-run after that change, against the peers'
         figures of the full run.
 

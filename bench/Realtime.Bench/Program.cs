@@ -37,7 +37,7 @@ var result = workload switch
     "W3" => await ManyChannels.RunAsync(target, Int("channels", 200, 10_000), Int("rate", 200, 1000), TimeSpan.FromSeconds(Int("seconds", 5, 20)), deadline.Token),
     "W4" => await ReconnectStorm.RunAsync(target, Int("clients", 200, 5000), Int("rate", 10, 10), TimeSpan.FromSeconds(Int("seconds", 9, 30)), deadline.Token),
     "W5" => await Router.RunAsync(options, quick, deadline.Token),
-    "W6" => await Replay.RunAsync(TokenFor("bench-replay"), quick ? 2_000 : 10_000, deadline.Token),
+    "W6" => await Replay.RunAsync(TokenFor("bench-replay"), quick ? 2_000 : 10_000, warmUp: !quick, deadline.Token),
     _ => throw new ArgumentException($"unknown workload {workload} (W1-W6)"),
 };
 result["quick"] = quick;

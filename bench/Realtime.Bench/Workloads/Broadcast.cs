@@ -13,6 +13,7 @@ internal static class Broadcast
         var channel = $"room:bench-{Guid.NewGuid():N}";
         var total = (int)(ratePerSecond * duration.TotalSeconds);
         var ledger = new DeliveryLedger(subscribers, total);
+        await WarmUp.RunAsync(target, reconnect: false, cancellationToken);
         var measurement = new Measurement(target.Processes);
         await using var clients = new SubscriberSet();
         var connectClock = Stopwatch.StartNew();

@@ -16,6 +16,7 @@ internal static class ManyChannels
         var total = (int)(ratePerSecond * duration.TotalSeconds);
         var perChannel = (total + channels - 1) / channels;
         var ledger = new DeliveryLedger(channels, perChannel);
+        await WarmUp.RunAsync(target, reconnect: false, cancellationToken);
         var measurement = new Measurement(target.Processes);
         await using var clients = new SubscriberSet();
         var connectClock = Stopwatch.StartNew();

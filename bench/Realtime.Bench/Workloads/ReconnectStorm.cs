@@ -12,6 +12,7 @@ namespace Realtime.Bench.Workloads;
 internal static class ReconnectStorm
 {
     private const int Channels = 10;
+    private static readonly int[] ReportedPercentiles = [1, 10, 25, 50, 75, 90];
 
     public static async Task<JsonObject> RunAsync(IBenchTarget target, int clientCount, int ratePerSecond, TimeSpan duration, CancellationToken cancellationToken)
     {
@@ -19,6 +20,7 @@ internal static class ReconnectStorm
         var total = (int)(ratePerSecond * duration.TotalSeconds);
         var perChannel = (total + Channels - 1) / Channels;
         var ledger = new DeliveryLedger(clientCount, perChannel);
+        await WarmUp.RunAsync(target, reconnect: true, cancellationToken);
         var measurement = new Measurement(target.Processes);
         await using var set = new SubscriberSet();
         await set.ConnectAsync(target, clientCount, i => prefix + (i % Channels), Channels, measurement, ledger, cancellationToken);
@@ -65,6 +67,7 @@ internal static class ReconnectStorm
             ["eventsPerSecond"] = ratePerSecond,
             ["seconds"] = duration.TotalSeconds,
         }, expected, ledger);
+        report["reconnectedPercentilesSeconds"] = new JsonArray([.. ReportedPercentiles.Select(p => (JsonNode)new JsonArray(p, Math.Round(back[(int)Math.Ceiling(clientCount * p / 100.0) - 1], 3)))]);
         report["reconnected95PercentSeconds"] = Math.Round(back[(int)Math.Ceiling(clientCount * 0.95) - 1], 3);
         report["reconnected100PercentSeconds"] = Math.Round(back[^1], 3);
         report["failedHandshakes"] = failedHandshakes;
