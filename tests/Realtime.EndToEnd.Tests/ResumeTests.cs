@@ -159,6 +159,14 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
             Assert.Equal(5UL, (ulong)resync["seq"]!);
             Assert.False(client.TryTakeEvent(out _));
         }
+
+        // At the head already: nothing to replay and nothing to resync.
+        await using var current = await Stack.ConnectAsync(1, "eve", "room:*");
+        var atHead = await current.RequestAsync(new JsonObject { ["type"] = "subscribe", ["channel"] = channel, ["since"] = new JsonObject { ["epoch"] = epoch, ["seq"] = 5 } });
+        Assert.Equal("ok", (string?)atHead["type"]);
+        Assert.Equal(5UL, (ulong)atHead["seq"]!);
+        Assert.False(current.Other.TryDequeue(out var unexpected), $"unexpected {unexpected}");
+        Assert.False(current.TryTakeEvent(out _));
     }
 
     [Fact]

@@ -337,16 +337,12 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         Services.Metrics.Subscriptions(1);
 
         ChannelPosition head;
-        ReplayResult replay = default;
+        ReplayResult replay;
         try
         {
             // Route first, position second: every event after this position reaches this node.
             await Services.Hub.SubscribeAsync(channel, this);
-            head = await Services.History.HeadAsync(channel);
-            if (since is { } from && from.Epoch == head.Epoch && from.Seq <= head.Seq)
-            {
-                replay = await Services.History.ReadAsync(channel, from.Seq, head.Seq);
-            }
+            (head, replay) = await Services.History.SubscribeReadAsync(channel, since);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {

@@ -50,7 +50,68 @@ internal sealed class ChannelHistory(
         return redis.call('LRANGE', KEYS[2], from - first, to - first)
         """;
 
+    // A subscribe's whole Redis read in one round trip: the head (HeadScript) and, when the client
+    // resumes within the current epoch, the events after its position from the window
+    // (RecentScript). Returns {epoch, seq, events}: events is nil when there is nothing to replay
+    // from here (no position, another epoch, a position past the head, or a window that does not
+    // reach back to it), an empty list when the client is already at the head.
+    // ARGV: new epoch, the client's epoch ('' for none), the first seq wanted (0 for none).
+    private const string SubscribeScript = """
+        redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+        local state = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+        local head, from = tonumber(state[2] or '0'), tonumber(ARGV[3])
+        if ARGV[2] ~= state[1] or from == 0 or from > head + 1 then
+          return {state[1], state[2], false}
+        end
+        if from == head + 1 then
+          return {state[1], state[2], {}}
+        end
+        local length = redis.call('LLEN', KEYS[2])
+        local first = head - length + 1
+        if length == 0 or from < first then
+          return {state[1], state[2], false}
+        end
+        return {state[1], state[2], redis.call('LRANGE', KEYS[2], from - first, head - first)}
+        """;
+
     private readonly GatewayOptions _options = options.Value;
+
+    /// <summary>
+    /// A subscribe's read: the channel's head and, for a client that resumes from
+    /// <paramref name="since"/> within the head's epoch, the events after it up to the head
+    /// (from the recent window in the same Redis round trip, else from the ingress log). The
+    /// replay's <see cref="ReplayResult.Events"/> is null when there is no position to serve or it
+    /// cannot be served (<see cref="ReplayResult.Refusal"/> says why when it is known).
+    /// </summary>
+    public async Task<(ChannelPosition Head, ReplayResult Replay)> SubscribeReadAsync(string channel, ChannelPosition? since)
+    {
+        var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(
+            SubscribeScript,
+            [names.ChannelStateKey(channel), names.ChannelRecentKey(channel)],
+            [Guid.CreateVersion7().ToString("N")[..16], since?.Epoch ?? string.Empty, since is { } s ? s.Seq + 1 : 0]))!;
+        var head = new ChannelPosition((string)result[0]!, result[1].IsNull ? 0UL : (ulong)(long)result[1]);
+        if (since is not { } from || from.Epoch != head.Epoch || from.Seq > head.Seq)
+        {
+            return (head, default);
+        }
+
+        if (head.Seq - from.Seq > (ulong)_options.MaxReplayEvents)
+        {
+            return (head, ReplayResult.Refused(BeyondReplayLimit));
+        }
+
+        if (!result[2].IsNull && ToEvents((RedisResult[])result[2]!, from.Seq, head.Seq) is { } recent)
+        {
+            if (recent.Count > 0)
+            {
+                metrics.Replay("redis", recent.Count);
+            }
+
+            return (head, new ReplayResult(recent, null));
+        }
+
+        return (head, await FromLogAsync(channel, from.Seq, head.Seq));
+    }
 
     /// <summary>The channel's current position: its epoch and the seq of its latest event (0 before any).</summary>
     public async Task<ChannelPosition> HeadAsync(string channel)
@@ -83,6 +144,12 @@ internal sealed class ChannelHistory(
             return new ReplayResult(recent, null);
         }
 
+        return await FromLogAsync(channel, after, upTo);
+    }
+
+    /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/> from the ingress log, located through the channel's index.</summary>
+    private async Task<ReplayResult> FromLogAsync(string channel, ulong after, ulong upTo)
+    {
         var db = redis.GetDatabase();
         var partitionTask = db.HashGetAsync(names.ChannelStateKey(channel), "partition");
         var indexed = await db.SortedSetRangeByScoreWithScoresAsync(names.ChannelIndexKey(channel), after + 1, upTo);
@@ -117,12 +184,12 @@ internal sealed class ChannelHistory(
             RecentScript,
             [names.ChannelStateKey(channel), names.ChannelRecentKey(channel)],
             [after + 1, upTo]);
-        if (result.IsNull)
-        {
-            return null;
-        }
+        return result.IsNull ? null : ToEvents((RedisResult[])result!, after, upTo);
+    }
 
-        var entries = (RedisResult[])result!;
+    /// <summary>Window entries as the events after <paramref name="after"/>; null unless they are exactly those up to <paramref name="upTo"/>.</summary>
+    private static List<ReplayedEvent>? ToEvents(RedisResult[] entries, ulong after, ulong upTo)
+    {
         if (entries.Length != (int)(upTo - after))
         {
             return null;
