@@ -11,14 +11,22 @@ namespace Realtime.Bench.Workloads;
 /// <summary>W6 (ours only): a client that missed N events reconnects with its position and catches up.</summary>
 internal static class Replay
 {
-    // warmUp: catch up once unreported first. A full run starts the stack afresh, and a gateway
-    // in service has run its replay path before.
+    // warmUp: catch up unreported first, until two catch-ups in a row are within 10% of each
+    // other (at most five). A full run starts the stack afresh, and a gateway in service has run
+    // its replay path many times: from a fresh stack the first catch-up took 723 ms, the next 415.
     public static async Task<JsonObject> RunAsync(string token, int events, bool warmUp, CancellationToken cancellationToken)
     {
-        if (warmUp)
+        var previous = double.MaxValue;
+        for (var round = 1; warmUp && round <= 5; round++)
         {
-            var first = await RunOnceAsync(token, events, cancellationToken);
-            Console.WriteLine($"W6 warm-up (not reported): caught up in {first["catchUpMilliseconds"]} ms");
+            var milliseconds = (double)(await RunOnceAsync(token, events, cancellationToken))["catchUpMilliseconds"]!;
+            Console.WriteLine($"W6 warm-up {round} (not reported): caught up in {milliseconds} ms");
+            if (Math.Abs(milliseconds - previous) <= 0.1 * previous)
+            {
+                break;
+            }
+
+            previous = milliseconds;
         }
 
         return await RunOnceAsync(token, events, cancellationToken);

@@ -43,7 +43,8 @@ internal static class Router
 {
     private const string Subject = "bench-w5";
     private const string NodePrefix = "w5-node-";
-    private const int WarmUpRounds = 3;
+    private const int MinWarmUpRounds = 3;
+    private const int MaxWarmUpRounds = 10;
     private static readonly TimeSpan LivenessTtl = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
@@ -82,13 +83,23 @@ internal static class Router
         {
             // A fanout that has just started runs its first batches through the JIT's first tiers: run
             // alone, W5 measured 15, 8.4 and 7 µs of fanout CPU per event in three rounds one after
-            // another. Warm it with rounds that are not reported, then measure.
+            // another, and a fanout started just before W5 was still at 8.4 after three. Warm it
+            // with rounds that are not reported until its CPU per event settles (two rounds in a
+            // row within 10% of each other, at least three, at most ten), then measure.
             var warmUpNodes = Math.Min(10, maxNodes);
-            for (var round = 1; round <= WarmUpRounds; round++)
+            var previous = double.MaxValue;
+            for (var round = 1; round <= MaxWarmUpRounds; round++)
             {
                 await WaitCommittedAsync(positions, admin, ingress, null, TimeSpan.FromSeconds(60), cancellationToken);
                 var warmUp = await RunOnceAsync(context, nodes[..warmUpNodes], nodePartitions, (int)Math.Min(settings.Events, settings.MaxOutputRecords / warmUpNodes), cancellationToken);
-                Console.WriteLine($"W5 warm-up {round}/{WarmUpRounds} ({warmUpNodes} target nodes, not reported): {warmUp["eventsPerSecond"]} events/s, fanout {warmUp["fanoutCpuMicrosPerEvent"]} µs per event");
+                var micros = (double?)warmUp["fanoutCpuMicrosPerEvent"] ?? 0;
+                Console.WriteLine($"W5 warm-up {round} ({warmUpNodes} target nodes, not reported): {warmUp["eventsPerSecond"]} events/s, fanout {micros} µs per event");
+                if (round >= MinWarmUpRounds && Math.Abs(micros - previous) <= 0.1 * previous)
+                {
+                    break;
+                }
+
+                previous = micros;
             }
         }
 
