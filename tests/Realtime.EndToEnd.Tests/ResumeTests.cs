@@ -170,6 +170,41 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
     }
 
     [Fact]
+    public async Task A_position_further_behind_than_the_replay_limit_gets_resync_and_one_within_it_is_replayed()
+    {
+        await using var pipeline = await LocalPipeline.StartAsync(infrastructure, "replay-limit", gateways: 1, settings: new Dictionary<string, string?>
+        {
+            ["Gateway__MaxReplayEvents"] = "3",
+        });
+        var channel = NewChannel();
+        await using var publisher = await pipeline.ConnectAsync(0, "pub", "room:*");
+        var epoch = (string)(await publisher.SubscribeAsync(channel))["epoch"]!;
+        for (var i = 0; i < 5; i++)
+        {
+            await publisher.PublishAsync(channel, i);
+        }
+
+        Assert.Equal(5, (await publisher.TakeEventsAsync(5, TimeSpan.FromSeconds(30))).Count);
+
+        // Four events behind: more than the limit of three.
+        await using var far = await pipeline.ConnectAsync(0, "far", "room:*");
+        var farReply = await far.RequestAsync(new JsonObject { ["type"] = "subscribe", ["channel"] = channel, ["since"] = new JsonObject { ["epoch"] = epoch, ["seq"] = 1 } });
+        Assert.Equal("ok", (string?)farReply["type"]);
+        Assert.True(far.Other.TryDequeue(out var resync), "no resync");
+        Assert.Equal("resync", (string?)resync["type"]);
+        Assert.Equal("beyond_replay_limit", (string?)resync["reason"]);
+        Assert.Equal(5UL, (ulong)resync["seq"]!);
+        Assert.False(far.TryTakeEvent(out _));
+
+        // Three behind: replayed.
+        await using var near = await pipeline.ConnectAsync(0, "near", "room:*");
+        await near.RequestAsync(new JsonObject { ["type"] = "subscribe", ["channel"] = channel, ["since"] = new JsonObject { ["epoch"] = epoch, ["seq"] = 2 } });
+        var replayed = await near.TakeEventsAsync(3, TimeSpan.FromSeconds(30));
+        Assert.Equal([3UL, 4UL, 5UL], replayed.Select(e => (ulong)e["seq"]!));
+        Assert.False(near.Other.TryDequeue(out var unexpected), $"unexpected {unexpected}");
+    }
+
+    [Fact]
     public async Task A_position_older_than_kafka_retention_gets_resync()
     {
         // The embedded broker keeps about 5 MiB per partition, a retention small enough to pass.
