@@ -21,7 +21,7 @@ internal static class Replay
         {
             var milliseconds = (double)(await RunOnceAsync(token, events, cancellationToken))["catchUpMilliseconds"]!;
             Console.WriteLine($"W6 warm-up {round} (not reported): caught up in {milliseconds} ms");
-            if (Math.Abs(milliseconds - previous) <= 0.1 * previous)
+            if (WarmUp.Settled(previous, milliseconds))
             {
                 break;
             }

@@ -94,7 +94,7 @@ internal static class Router
                 var warmUp = await RunOnceAsync(context, nodes[..warmUpNodes], nodePartitions, (int)Math.Min(settings.Events, settings.MaxOutputRecords / warmUpNodes), cancellationToken);
                 var micros = (double?)warmUp["fanoutCpuMicrosPerEvent"] ?? 0;
                 Console.WriteLine($"W5 warm-up {round} ({warmUpNodes} target nodes, not reported): {warmUp["eventsPerSecond"]} events/s, fanout {micros} µs per event");
-                if (round >= MinWarmUpRounds && Math.Abs(micros - previous) <= 0.1 * previous)
+                if (round >= MinWarmUpRounds && WarmUp.Settled(previous, micros))
                 {
                     break;
                 }

@@ -57,6 +57,12 @@ internal static class WarmUp
         }
     }
 
+    /// <summary>
+    /// Whether a warm-up that repeats a measurement has settled: this round within 10% of the one
+    /// before (W5's fanout CPU per event, W6's catch-up time).
+    /// </summary>
+    public static bool Settled(double previous, double current) => Math.Abs(current - previous) <= 0.1 * previous;
+
     private static Task PublishAsync(IBenchTarget target, string prefix, CancellationToken cancellationToken) =>
         Pacer.RunAsync(Events, RatePerSecond, n => target.PublishAsync(prefix + (n % Channels), n, cancellationToken), cancellationToken);
 }
