@@ -39,6 +39,8 @@ builder.Services.AddSingleton<TokenValidator>();
 builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<SessionRegistry>();
+builder.Services.AddSingleton<WebSocketKeepAlive>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<WebSocketKeepAlive>());
 builder.Services.AddSingleton<UserLimits>();
 builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-gateway", PipelineTelemetry.GatewayMeter);
 builder.Services.AddSingleton<GatewayMetrics>();
@@ -166,6 +168,7 @@ app.Use(async (context, next) =>
     await next(context);
 });
 
+KeepAliveUpgradeFeature.UseFor(app, WebSocketEndpoint.Path);
 app.UseWebSockets();
 app.MapRealtimeWebSocket();
 app.MapRealtimeSse();

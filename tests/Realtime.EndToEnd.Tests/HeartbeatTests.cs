@@ -30,6 +30,47 @@ public sealed class HeartbeatTests(HeartbeatTests.Pipeline shared) : IClassFixtu
     }
 
     [Fact]
+    public async Task The_gateway_sends_WebSocket_pings_and_a_client_answering_them_by_hand_stays()
+    {
+        var stack = shared.Stack;
+        var channel = $"room:{Guid.NewGuid():N}";
+        using var redis = await ConnectionMultiplexer.ConnectAsync(stack.RedisConfiguration);
+        var db = redis.GetDatabase();
+        using var tcp = await RawWebSocket.OpenAsync(stack.Gateways[0], stack.Token("pong-by-hand", "room:*"));
+        var stream = tcp.GetStream();
+        Assert.Contains(" 101 ", await RawWebSocket.ReadHandshakeAsync(stream, TimeSpan.FromSeconds(10)), StringComparison.Ordinal);
+        await stream.WriteAsync(RawWebSocket.MaskedTextFrame($$"""{"type":"subscribe","id":"s","channel":"{{channel}}"}"""));
+
+        // Answer three pings (opcode 9) with pongs (opcode 10) echoing their payload. Each comes
+        // after a second of silence, so this outlives interval + timeout (2 s) several times over.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var pings = 0;
+        while (pings < 3)
+        {
+            var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, deadline.Token);
+            Assert.NotEqual(0x8, opcode);
+            if (opcode == 0x9)
+            {
+                pings++;
+                await stream.WriteAsync(RawWebSocket.MaskedFrame(0xA, payload), deadline.Token);
+            }
+        }
+
+        // Still connected and still routed: the protocol-level ping gets its pong.
+        Assert.True(await db.SetContainsAsync(stack.Names.RouteKey(channel), "gw-0"));
+        await stream.WriteAsync(RawWebSocket.MaskedTextFrame("""{"type":"ping","id":"p"}"""), deadline.Token);
+        while (true)
+        {
+            var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, deadline.Token);
+            Assert.NotEqual(0x8, opcode);
+            if (opcode == 0x1 && System.Text.Encoding.UTF8.GetString(payload).Contains("\"pong\"", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_client_that_answers_pings_stays_connected_across_many_intervals()
     {
         var stack = shared.Stack;

@@ -24,11 +24,13 @@ internal static class RawWebSocket
         return tcp;
     }
 
-    public static byte[] MaskedTextFrame(string text)
+    public static byte[] MaskedTextFrame(string text) => MaskedFrame(0x1, Encoding.UTF8.GetBytes(text));
+
+    /// <summary>A final client frame (masked, as RFC 6455 requires of clients) with <paramref name="opcode"/>.</summary>
+    public static byte[] MaskedFrame(byte opcode, byte[] payload)
     {
-        var payload = Encoding.UTF8.GetBytes(text);
         var mask = RandomNumberGenerator.GetBytes(4);
-        var frame = new List<byte> { 0x81 };
+        var frame = new List<byte> { (byte)(0x80 | opcode) };
         if (payload.Length < 126)
         {
             frame.Add((byte)(0x80 | payload.Length));
@@ -43,6 +45,39 @@ internal static class RawWebSocket
         frame.AddRange(mask);
         frame.AddRange(payload.Select((b, i) => (byte)(b ^ mask[i % 4])));
         return [.. frame];
+    }
+
+    /// <summary>Reads the handshake's answer up to its blank line and not a byte further; returns it.</summary>
+    public static async Task<string> ReadHandshakeAsync(NetworkStream stream, TimeSpan timeout)
+    {
+        var seen = new StringBuilder();
+        var one = new byte[1];
+        using var cancellation = new CancellationTokenSource(timeout);
+        while (!seen.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+        {
+            await stream.ReadExactlyAsync(one, cancellation.Token);
+            seen.Append((char)one[0]);
+        }
+
+        return seen.ToString();
+    }
+
+    /// <summary>Reads one whole server frame (unmasked): its opcode and payload.</summary>
+    public static async Task<(int Opcode, byte[] Payload)> ReadFrameAsync(NetworkStream stream, CancellationToken cancellationToken)
+    {
+        var header = new byte[2];
+        await stream.ReadExactlyAsync(header, cancellationToken);
+        long length = header[1] & 0x7F;
+        if (length >= 126)
+        {
+            var extended = new byte[length == 126 ? 2 : 8];
+            await stream.ReadExactlyAsync(extended, cancellationToken);
+            length = extended.Aggregate(0L, (value, b) => (value << 8) | b);
+        }
+
+        var payload = new byte[length];
+        await stream.ReadExactlyAsync(payload, cancellationToken);
+        return (header[0] & 0x0F, payload);
     }
 
     /// <summary>Reads raw bytes until <paramref name="marker"/> shows up; returns what was read (as Latin-1 text).</summary>

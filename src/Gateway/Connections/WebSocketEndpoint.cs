@@ -29,6 +29,7 @@ internal static partial class WebSocketEndpoint
         IHostApplicationLifetime lifetime,
         AdmissionControl admissionControl,
         DrainCoordinator drain,
+        WebSocketKeepAlive keepAlive,
         ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
@@ -56,13 +57,17 @@ internal static partial class WebSocketEndpoint
         // The client's order of preference wins; no known subprotocol means JSON (and none is echoed).
         var subprotocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is JsonSubprotocol or ProtobufSubprotocol);
         var format = subprotocol == ProtobufSubprotocol ? FrameFormat.Protobuf : FrameFormat.Json;
+        // Pings come from the node's one sweep when the upgrade went through our stream (always
+        // on the HTTP/1.1 listener); the WebSocket's own timer per connection is the fallback.
+        var upgrade = context.Features.Get<KeepAliveUpgradeFeature>();
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             SubProtocol = subprotocol,
-            KeepAliveInterval = options.Value.KeepAliveInterval,
-            KeepAliveTimeout = options.Value.KeepAliveTimeout,
+            KeepAliveInterval = upgrade is null ? options.Value.KeepAliveInterval : TimeSpan.Zero,
+            KeepAliveTimeout = upgrade is null ? options.Value.KeepAliveTimeout : Timeout.InfiniteTimeSpan,
             DangerousEnableCompression = options.Value.EnableCompression,
         });
+        using var pings = upgrade?.Stream is { } stream ? keepAlive.Track(stream, socket) : null;
 
         using var connection = new WebSocketConnection(
             socket,
