@@ -27,6 +27,11 @@ public sealed class HeartbeatTests(HeartbeatTests.Pipeline shared) : IClassFixtu
         var started = DateTime.UtcNow;
         await PipelineTests.WaitUntilAsync(async () => !await db.SetContainsAsync(stack.Names.RouteKey(channel), "gw-0"), TimeSpan.FromSeconds(15));
         Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(1), "closed before any ping could have gone unanswered");
+
+        // Operators see why: the disconnect is counted as unresponsive, not as a normal close.
+        await PipelineTests.WaitUntilAsync(
+            async () => (await PrometheusText.ScrapeAsync(stack.Gateways[0].Http)).Sum("realtime_gateway_disconnects_total", ("reason", "unresponsive")) >= 1,
+            TimeSpan.FromSeconds(10));
     }
 
     [Fact]

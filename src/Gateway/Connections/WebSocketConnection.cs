@@ -54,9 +54,20 @@ internal sealed partial class WebSocketConnection : ClientSession
     protected override ValueTask WriteAsync(QueuedFrame item, bool more) =>
         _socket.SendAsync(item.Frame.Memory, _messageType, endOfMessage: true, CancellationToken.None);
 
+    /// <summary>
+    /// The keep-alive found the peer gone (no answer to a ping): cut the connection without a
+    /// close handshake nobody would answer; the session ends as usual and releases its routes.
+    /// </summary>
+    public void AbortUnresponsive()
+    {
+        RequestClose(CloseCodes.Unresponsive, "no answer to ping", dropQueued: true);
+        _socket.Abort();
+    }
+
     protected override async Task CloseTransportAsync(int code, string? reason, CancellationToken cancellationToken)
     {
-        if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        // 1006 only names why the connection was cut; it never goes on the wire.
+        if (code != CloseCodes.Unresponsive && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             await _socket.CloseOutputAsync((WebSocketCloseStatus)code, reason, cancellationToken);
         }

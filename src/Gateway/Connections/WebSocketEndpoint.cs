@@ -67,13 +67,13 @@ internal static partial class WebSocketEndpoint
             KeepAliveTimeout = upgrade is null ? options.Value.KeepAliveTimeout : Timeout.InfiniteTimeSpan,
             DangerousEnableCompression = options.Value.EnableCompression,
         });
-        using var pings = upgrade?.Stream is { } stream ? keepAlive.Track(stream, socket) : null;
 
         using var connection = new WebSocketConnection(
             socket,
             identity,
             services,
             format);
+        using var pings = upgrade?.Stream is { } stream ? keepAlive.Track(stream, connection) : null;
         LogConnected(logger, connection.Id, identity.Subject);
         await connection.RunAsync(lifetime.ApplicationStopping);
         LogDisconnected(logger, connection.Id);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.WebSockets;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
@@ -27,10 +26,10 @@ internal sealed partial class WebSocketKeepAlive(IOptions<GatewayOptions> option
 
     public int Count => _connections.Count;
 
-    /// <summary>Keeps <paramref name="socket"/> alive through <paramref name="stream"/> until the returned handle is disposed.</summary>
-    public IDisposable Track(KeepAliveStream stream, WebSocket socket)
+    /// <summary>Keeps <paramref name="connection"/> alive through <paramref name="stream"/> until the returned handle is disposed.</summary>
+    public IDisposable Track(KeepAliveStream stream, WebSocketConnection connection)
     {
-        var tracked = new Tracked(this, stream, socket);
+        var tracked = new Tracked(this, stream, connection);
         _connections.TryAdd(tracked, 0);
         return tracked;
     }
@@ -51,7 +50,7 @@ internal sealed partial class WebSocketKeepAlive(IOptions<GatewayOptions> option
                     dead++;
                     _connections.TryRemove(tracked, out _);
                     // Aborting ends the receive loop, and with it the session and its routes.
-                    tracked.Socket.Abort();
+                    tracked.Connection.AbortUnresponsive();
                     break;
             }
         }
@@ -88,11 +87,11 @@ internal sealed partial class WebSocketKeepAlive(IOptions<GatewayOptions> option
     [LoggerMessage(EventId = 5010, Level = LogLevel.Information, Message = "Closed {Count} WebSocket connections that answered no ping within {Timeout}")]
     private static partial void LogDead(ILogger logger, int count, TimeSpan timeout);
 
-    private sealed class Tracked(WebSocketKeepAlive owner, KeepAliveStream stream, WebSocket socket) : IDisposable
+    private sealed class Tracked(WebSocketKeepAlive owner, KeepAliveStream stream, WebSocketConnection connection) : IDisposable
     {
         public KeepAliveStream Stream { get; } = stream;
 
-        public WebSocket Socket { get; } = socket;
+        public WebSocketConnection Connection { get; } = connection;
 
         public void Dispose() => owner._connections.TryRemove(this, out _);
     }
@@ -120,7 +119,7 @@ internal sealed class KeepAliveUpgradeFeature(IHttpUpgradeFeature inner) : IHttp
     /// </summary>
     public static IApplicationBuilder UseFor(IApplicationBuilder app, PathString path) => app.Use((context, next) =>
     {
-        if (context.Request.Path.Equals(path) && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
+        if (context.Request.Path.StartsWithSegments(path) && context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
         {
             var feature = new KeepAliveUpgradeFeature(upgrade);
             context.Features.Set<IHttpUpgradeFeature>(feature);

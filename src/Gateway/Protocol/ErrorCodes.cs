@@ -58,6 +58,13 @@ public static class CloseCodes
     /// <summary>1009: an inbound message larger than the limit.</summary>
     public const int MessageTooBig = 1009;
 
+    /// <summary>
+    /// 1006: the peer answered no ping in time and the connection was cut. Never sent (RFC 6455
+    /// reserves it for a connection that ended without a close frame); it names the reason in
+    /// metrics.
+    /// </summary>
+    public const int Unresponsive = 1006;
+
     /// <summary>1011: an unexpected server error on this connection.</summary>
     public const int InternalError = 1011;
 

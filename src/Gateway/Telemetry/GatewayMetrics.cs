@@ -118,6 +118,7 @@ internal sealed class GatewayMetrics : IDisposable
         CloseCodes.TokenExpired => "expired",
         CloseCodes.Revoked => "revoked",
         CloseCodes.Disconnected => "disconnected",
+        CloseCodes.Unresponsive => "unresponsive",
         CloseCodes.MessageTooBig or CloseCodes.UnsupportedData or CloseCodes.InvalidPayload => "protocol_error",
         _ => "error",
     };
