@@ -166,7 +166,7 @@ internal sealed class ChannelSequencer(
         var recent = _options.RecentEventsPerChannel.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var indexLimit = _options.IndexedEventsPerChannel.ToString(System.Globalization.CultureInfo.InvariantCulture);
         // Used only by channels that have no epoch yet; one fresh name per batch is enough.
-        RedisValue epochCandidate = NewEpoch();
+        RedisValue epochCandidate = ChannelEpoch.New();
         for (var c = 0; c < channels.Count; c++)
         {
             var work = channels[c];
@@ -268,9 +268,6 @@ internal sealed class ChannelSequencer(
     }
 
     private readonly record struct RememberedState(string Epoch, ulong Seq, int Partition, long Offset);
-
-    /// <summary>A fresh epoch name: time-ordered and unique, used only if the channel has none yet.</summary>
-    private static string NewEpoch() => Guid.CreateVersion7().ToString("N")[..16];
 
     // Only "alive" is cached: a node that comes back (e.g. after Redis lost its key) is seen at once.
     private bool IsFresh(string node, long now) =>

@@ -21,11 +21,6 @@ internal sealed partial class WebSocketKeepAlive(IOptions<GatewayOptions> option
     private readonly long _intervalMs = (long)options.Value.KeepAliveInterval.TotalMilliseconds;
     private readonly long _timeoutMs = (long)options.Value.KeepAliveTimeout.TotalMilliseconds;
 
-    /// <summary>How often the sweep runs.</summary>
-    public TimeSpan Period { get; } = SweepPeriod(options.Value.KeepAliveInterval, options.Value.KeepAliveTimeout);
-
-    public int Count => _connections.Count;
-
     /// <summary>Keeps <paramref name="connection"/> alive through <paramref name="stream"/> until the returned handle is disposed.</summary>
     public IDisposable Track(KeepAliveStream stream, WebSocketConnection connection)
     {
@@ -34,38 +29,33 @@ internal sealed partial class WebSocketKeepAlive(IOptions<GatewayOptions> option
         return tracked;
     }
 
-    /// <summary>One pass over every connection (the sweep's step; public for tests).</summary>
-    /// <returns>How many were pinged and how many found dead.</returns>
-    public (int Pinged, int Dead) Sweep(long now)
+    /// <summary>One pass over every connection.</summary>
+    /// <returns>How many were found dead (and cut).</returns>
+    private int Sweep(long now)
     {
-        int pinged = 0, dead = 0;
+        var dead = 0;
         foreach (var tracked in _connections.Keys)
         {
-            switch (tracked.Stream.Check(now, _intervalMs, _timeoutMs))
+            if (tracked.Stream.Check(now, _intervalMs, _timeoutMs) == KeepAliveStream.Liveness.Dead)
             {
-                case KeepAliveStream.Liveness.Pinged:
-                    pinged++;
-                    break;
-                case KeepAliveStream.Liveness.Dead:
-                    dead++;
-                    _connections.TryRemove(tracked, out _);
-                    // Aborting ends the receive loop, and with it the session and its routes.
-                    tracked.Connection.AbortUnresponsive();
-                    break;
+                dead++;
+                _connections.TryRemove(tracked, out _);
+                // Aborting ends the receive loop, and with it the session and its routes.
+                tracked.Connection.AbortUnresponsive();
             }
         }
 
-        return (pinged, dead);
+        return dead;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Period);
+        using var timer = new PeriodicTimer(SweepPeriod(options.Value.KeepAliveInterval, options.Value.KeepAliveTimeout));
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                var (_, dead) = Sweep(Environment.TickCount64);
+                var dead = Sweep(Environment.TickCount64);
                 if (dead > 0)
                 {
                     LogDead(logger, dead, options.Value.KeepAliveTimeout);

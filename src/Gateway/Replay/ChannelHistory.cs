@@ -88,7 +88,7 @@ internal sealed class ChannelHistory(
         var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(
             SubscribeScript,
             [names.ChannelStateKey(channel), names.ChannelRecentKey(channel)],
-            [Guid.CreateVersion7().ToString("N")[..16], since?.Epoch ?? string.Empty, since is { } s ? s.Seq + 1 : 0]))!;
+            [ChannelEpoch.New(), since?.Epoch ?? string.Empty, since is { } s ? s.Seq + 1 : 0]))!;
         var head = new ChannelPosition((string)result[0]!, result[1].IsNull ? 0UL : (ulong)(long)result[1]);
         if (since is not { } from || from.Epoch != head.Epoch || from.Seq > head.Seq)
         {
@@ -119,7 +119,7 @@ internal sealed class ChannelHistory(
         var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(
             HeadScript,
             [names.ChannelStateKey(channel)],
-            [Guid.CreateVersion7().ToString("N")[..16]]))!;
+            [ChannelEpoch.New()]))!;
         var seq = result[1].IsNull ? 0UL : (ulong)(long)result[1];
         return new ChannelPosition((string)result[0]!, seq);
     }
