@@ -106,6 +106,48 @@ public sealed class ObservabilityTests(ObservabilityTests.Pipeline shared, ITest
         await client.NextEventAsync();
 
         // The record the fanout wrote for gw-0 carries the publisher's trace, in its headers and in the envelope.
+        var delivery = FindDelivery(channel);
+        // The node continues the trace: the context travels with each delivery of the batch.
+        Assert.Contains(traceId, delivery.Traceparent, StringComparison.Ordinal);
+        Assert.Contains(traceId, delivery.Event.Trace.Traceparent, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_event_that_enters_without_a_trace_is_routed_and_delivered_without_one()
+    {
+        // Traces are sampled where events enter. With a sampling ratio of 1 here, a route span that
+        // started a trace of its own would put a traceparent into the delivery; none may be there.
+        var channel = $"room:{Guid.NewGuid():N}";
+        await using var client = await Stack.ConnectAsync(0, "untraced", "room:*");
+        await client.SubscribeAsync(channel);
+        using (var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = Stack.KafkaBootstrap, Acks = Acks.All }).Build())
+        {
+            var envelope = new EventEnvelope
+            {
+                EventId = Guid.NewGuid().ToString("N"),
+                Channel = channel,
+                EventType = "untraced",
+                Payload = ByteString.CopyFromUtf8("1"),
+                ContentType = "application/json",
+                SchemaVersion = 1,
+                PublishedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                Publisher = new PublisherIdentity { Subject = "probe", NodeId = "test", Origin = PublishOrigin.Grpc },
+            };
+            await producer.ProduceAsync(
+                Stack.Names.IngressTopic,
+                new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(channel), Value = envelope.ToByteArray() },
+                TestContext.Current.CancellationToken);
+        }
+
+        Assert.Equal("untraced", (string?)(await client.NextEventAsync())["event"]);
+        var delivery = FindDelivery(channel);
+        Assert.Equal(string.Empty, delivery.Traceparent);
+        Assert.Equal(string.Empty, delivery.Tracestate);
+    }
+
+    /// <summary>Reads gw-0's delivery topic from the start for the delivery of <paramref name="channel"/>'s first event.</summary>
+    private NodeDelivery FindDelivery(string channel)
+    {
         var topic = Stack.Names.NodeTopic("gw-0");
         using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
         {
@@ -135,18 +177,14 @@ public sealed class ObservabilityTests(ObservabilityTests.Pipeline shared, ITest
 
             Assert.True(record.Message.Headers.TryGetLastBytes(NodeTopicHeaders.Batch, out _), "a node topic record without the batch header");
             var delivery = NodeDeliveryBatch.Parser.ParseFrom(record.Message.Value).Deliveries.FirstOrDefault(d => d.Event.Channel == channel);
-            if (delivery is null)
+            if (delivery is not null)
             {
-                continue;
+                return delivery;
             }
-
-            // The node continues the trace: the context travels with each delivery of the batch.
-            Assert.Contains(traceId, delivery.Traceparent, StringComparison.Ordinal);
-            Assert.Contains(traceId, delivery.Event.Trace.Traceparent, StringComparison.Ordinal);
-            return;
         }
 
         Assert.Fail($"the event of {channel} was not found on {topic}");
+        return null!;
     }
 
     private async Task PublishAsync(string channel, int count)

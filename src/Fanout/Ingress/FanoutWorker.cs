@@ -228,9 +228,10 @@ internal sealed partial class FanoutWorker(
             {
                 _reading.Group(IsTransient);
                 metrics.Batch(_reading.Count);
+                var readAt = time.GetUtcNow().ToUnixTimeMilliseconds();
                 foreach (var record in _reading.Records)
                 {
-                    latency.RecordSince(DeliveryHop.IngressToFanout, record.Message.Timestamp.UnixTimestampMs);
+                    latency.RecordSince(DeliveryHop.IngressToFanout, record.Message.Timestamp.UnixTimestampMs, readAt);
                 }
 
                 sequencingStarted = Stopwatch.GetTimestamp();
@@ -372,10 +373,14 @@ internal sealed partial class FanoutWorker(
             return;
         }
 
-        // A sampled trace continues here and on to the node; otherwise the publisher's context is
-        // carried over as it came.
+        // Traces are sampled where events enter (the publish): a sampled trace continues here and on
+        // to the node, an unsampled one is carried over as it came, and a record without a trace
+        // starts none here (a root span per routed event would cost more than the routing itself,
+        // and its trace would lack the publish).
         var carried = KafkaTraceContext.Read(record.Message.Headers);
-        using var activity = PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Parse(carried.TraceParent, carried.TraceState));
+        using var activity = carried.TraceParent is null
+            ? null
+            : PipelineTelemetry.Tracing.StartActivity("route", ActivityKind.Consumer, KafkaTraceContext.Parse(carried.TraceParent, carried.TraceState));
         activity?.SetTag("realtime.targets", targets.Length);
         var (traceparent, tracestate) = activity is not null ? (activity.Id, activity.TraceStateString) : carried;
 

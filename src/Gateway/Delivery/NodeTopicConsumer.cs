@@ -187,7 +187,10 @@ internal sealed partial class NodeTopicConsumer(
         }
 
         // A sampled trace ends here: the span covers queueing the event on every local subscriber.
-        using var activity = PipelineTelemetry.Tracing.StartActivity("deliver", ActivityKind.Consumer, parent);
+        // A delivery that carries no trace starts none (traces are sampled at the publish).
+        using var activity = parent == default
+            ? null
+            : PipelineTelemetry.Tracing.StartActivity("deliver", ActivityKind.Consumer, parent);
         using var outgoing = new OutgoingEvent(envelope, delivery.Seq, delivery.Epoch);
         var subscribers = hub.Dispatch(envelope.Channel, outgoing);
         activity?.SetTag("realtime.subscribers", subscribers);

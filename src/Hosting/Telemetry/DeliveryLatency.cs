@@ -52,7 +52,11 @@ public sealed class DeliveryLatency : IDisposable
 
     /// <summary>Records the time from a wall-clock moment (Unix milliseconds, from another process) until now.</summary>
     public void RecordSince(DeliveryHop hop, long unixMs) =>
-        _latency.Record(Math.Max(0, (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - unixMs) / 1000.0), HopTags[(int)hop]);
+        RecordSince(hop, unixMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+
+    /// <summary>Records the time from <paramref name="unixMs"/> until <paramref name="nowUnixMs"/> (read once for a whole batch).</summary>
+    public void RecordSince(DeliveryHop hop, long unixMs, long nowUnixMs) =>
+        _latency.Record(Math.Max(0, (nowUnixMs - unixMs) / 1000.0), HopTags[(int)hop]);
 
     /// <summary>Records the time from a <see cref="Stopwatch"/> timestamp until now.</summary>
     public void RecordSinceTimestamp(DeliveryHop hop, long timestamp) =>
