@@ -362,7 +362,8 @@ internal sealed partial class FanoutWorker(
         // Seq -1: sequenced so long ago that it left the index; it was delivered then.
         var targets = seq < 0 ? [] : work.Targets;
         metrics.Targets(targets.Length);
-        var safe = _progress.Add(partition, offset, targets.Length);
+        // One acknowledgement per record: its node-topic record counts the writes to each target (NodeWrites).
+        var safe = _progress.Add(partition, offset, targets.Length == 0 ? 0 : 1);
         if (safe >= 0)
         {
             StoreOffset(consumer, partition, safe);
@@ -443,6 +444,7 @@ internal sealed partial class FanoutWorker(
             Headers = [new Header(NodeTopicHeaders.Batch, BatchHeaderValue)],
         };
         var generation = _progress.Generation;
+        var writes = new NodeWrites(batch.Nodes.Length);
         var started = Stopwatch.GetTimestamp();
         foreach (var node in batch.Nodes)
         {
@@ -450,7 +452,7 @@ internal sealed partial class FanoutWorker(
             if (ProduceWithBackpressure(producer, topic, message, report =>
                 {
                     metrics.Produced(Stopwatch.GetElapsedTime(started));
-                    Acknowledge(report, generation, partition, offsets);
+                    Acknowledge(report, writes, generation, partition, offsets);
                 }, stoppingToken) is { } refused)
             {
                 // Refused before it was sent (e.g. the topic is unknown or not authorized right now):
@@ -498,13 +500,13 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private void Acknowledge(DeliveryReport<byte[], byte[]> report, int generation, int partition, List<long> offsets)
+    private void Acknowledge(DeliveryReport<byte[], byte[]> report, NodeWrites writes, int generation, int partition, List<long> offsets)
     {
         if (report.Error.IsError)
         {
             RequestRewind(report.Topic, report.Error.Reason, partition, offsets[0]);
         }
-        else
+        else if (writes.Acknowledge())
         {
             var safe = _progress.AcknowledgeAll(generation, partition, offsets);
             if (safe >= 0 && _consumer is { } consumer)
