@@ -10,8 +10,10 @@
 #   ./realtime.sh bench [--quick] [--workload "W1 W2 ..."] [--subscribers N --rate R --seconds S]
 #                                    start the stack, run the load generator, write
 #                                    bench/results/<date>/*.json and docs/benchmarks.md, stop
-#   ./realtime.sh bench --peers      the full report: every workload on ours, on ASP.NET Core
-#                                    SignalR + Redis and on Socket.IO + Redis (bench/peers)
+#   ./realtime.sh bench --peers [--workload "W1 ..."]
+#                                    the full report: every workload (or those named, full
+#                                    variants) on ours, on ASP.NET Core SignalR + Redis and on
+#                                    Socket.IO + Redis (bench/peers)
 #
 # `up` uses embedded defaults. To point the same binaries at a real Kafka and Redis set
 # KAFKA_BOOTSTRAP_SERVERS and/or REDIS_CONFIGURATION (StackExchange.Redis syntax): the
@@ -302,18 +304,37 @@ bench_run() { # <target> <workload> [generator options...]
     --peer-run-dir "$BENCH_PEER_DIR" --key-file "$KEY_FILE" --out "$BENCH_RESULTS" "$@" || BENCH_STATUS=1
 }
 
-# The full comparison: every workload on ours, then on each peer (one system at a time on the machine).
-bench_suite() { # <target>
+# One workload's full variant on one target; W5 and W6 measure what only ours has (the router
+# and replay from positions), so the peers skip them.
+bench_workload() { # <target> <workload>
   local target="$1" rate
-  bench_run "$target" W1
-  for rate in 1 5 10 20; do
-    bench_run "$target" W2 --subscribers 5000 --rate "$rate" --seconds 30 --name "W2-$target-5000x$rate"
+  case "$2" in
+    W1) bench_run "$target" W1 ;;
+    W2)
+      for rate in 1 5 10 20; do
+        bench_run "$target" W2 --subscribers 5000 --rate "$rate" --seconds 30 --name "W2-$target-5000x$rate"
+      done
+      bench_run "$target" W2 --subscribers 1000 --rate 100 --seconds 30 --name "W2-$target-1000x100" ;;
+    W3)
+      for rate in 1000 5000; do
+        bench_run "$target" W3 --channels 10000 --rate "$rate" --seconds 20 --name "W3-$target-10000ch-$rate"
+      done ;;
+    W4) bench_run "$target" W4 ;;
+    W5|W6) [ "$target" != realtime ] || bench_run "$target" "$2" ;;
+    *) die "bench: unknown workload $2 (W1..W6)" ;;
+  esac
+}
+
+# The comparison: the workloads on ours, then on each peer (one system at a time on the machine).
+bench_compare() { # <workloads>
+  local w peer
+  for w in $1; do bench_workload realtime "$w"; done
+  stop_bench_stack
+  for peer in signalr socketio; do
+    for w in $1; do bench_workload "$peer" "$w"; done
+    bash "$ROOT/bench/peers/peers.sh" stop "$peer" "$BENCH_PEER_DIR" || true
+    BENCH_PEER=
   done
-  bench_run "$target" W2 --subscribers 1000 --rate 100 --seconds 30 --name "W2-$target-1000x100"
-  for rate in 1000 5000; do
-    bench_run "$target" W3 --channels 10000 --rate "$rate" --seconds 20 --name "W3-$target-10000ch-$rate"
-  done
-  bench_run "$target" W4
 }
 
 cmd_bench() {
@@ -331,7 +352,7 @@ cmd_bench() {
     esac
     shift
   done
-  [ -z "$peers" ] || [ -z "$quick$workloads" ] || die "bench: --peers runs the full suite; it takes no --quick or --workload"
+  [ -z "$peers" ] || { [ -z "$quick" ] && [ "${#extra[@]}" -eq 0 ]; } || die "bench: --peers runs the full variants; it takes no --quick and no load options"
   [ -n "$workloads" ] || workloads="W1 W2 W3 W4 W5 W6"
   # Every connection is a file descriptor: W1 holds 19,000 on one node.
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -345,16 +366,7 @@ cmd_bench() {
   fi
   local w
   if [ -n "$peers" ]; then
-    bench_suite realtime
-    bench_run realtime W5
-    bench_run realtime W6
-    stop_bench_stack
-    local peer
-    for peer in signalr socketio; do
-      bench_suite "$peer"
-      bash "$ROOT/bench/peers/peers.sh" stop "$peer" "$BENCH_PEER_DIR" || true
-      BENCH_PEER=
-    done
+    bench_compare "$workloads"
   else
     for w in $workloads; do
       bench_run realtime "$w" $quick ${extra[@]+"${extra[@]}"}

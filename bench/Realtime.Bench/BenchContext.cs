@@ -16,8 +16,8 @@ internal static class BenchContext
 
     public const string Preamble = """
         How to read this: every figure comes from one `./realtime.sh bench --peers` run on this
-        2-core machine, where the load generator, the system under test and its backbone share the
-        two cores. **Ours** is the whole stack as `./realtime.sh up` starts it: 2 gateways, 1 fanout,
+        2-core machine (a workload run again with its peers says so under Targets missed), where
+        the load generator, the system under test and its backbone share the two cores. **Ours** is the whole stack as `./realtime.sh up` starts it: 2 gateways, 1 fanout,
         the embedded Kafka host (librdkafka's mock cluster: real Kafka protocol, in memory) and
         redis-server; every event goes through both Kafka hops (ingress topic, node topic). CPU per
         million deliveries counts all of those processes; the "servers only" column counts our 2
@@ -40,6 +40,7 @@ internal static class BenchContext
         ## Commands
 
         - `./realtime.sh bench --peers`: this report (every workload, ours and both peers).
+        - `./realtime.sh bench --peers --workload W1`: one workload's full variant, ours and both peers (its results replace that workload's in this report).
         - `./realtime.sh bench --quick`: the smoke run `.ci/run` does (completes and delivers everything; speed is not checked).
         - `./realtime.sh bench --workload W2 --subscribers 2000 --rate 10 --seconds 20`: one run of ours.
         - Results: `bench/results/<date>/*.json`; plots: `docs/benchmarks/*.png`.
