@@ -14,6 +14,7 @@ using Realtime.Hosting;
 //                             --key-file .run/dev-signing-key --out bench/results/<date>
 //   dotnet Realtime.Bench.dll --report bench/results/<date> --doc docs/benchmarks.md
 var options = Args.Parse(args);
+GeneratorSockets.CompleteInline();
 if (options.Get("report") is { } reportDir)
 {
     await BenchReport.WriteAsync(reportDir, options.Get("doc") ?? Path.Combine("docs", "benchmarks.md"));
@@ -41,6 +42,7 @@ var result = workload switch
     _ => throw new ArgumentException($"unknown workload {workload} (W1-W6)"),
 };
 result["quick"] = quick;
+result["generatorSocketCompletions"] = GeneratorSockets.Mode;
 var name = options.Get("name") ?? $"{workload}-{target.Name}{(quick ? "-quick" : string.Empty)}";
 var path = Path.Combine(outDir, $"{name}.json");
 await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
-using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
@@ -60,19 +58,19 @@ internal sealed class RealtimeTarget : IBenchTarget
 internal sealed class RealtimeSubscriber : IBenchSubscriber
 {
     private readonly Uri _gateway;
-    private readonly string _token;
+    private readonly KeyValuePair<string, string>[] _headers;
     private readonly IPAddress _source;
     private readonly string _channel;
     private readonly Action<long, long> _onEvent;
-    private readonly CancellationTokenSource _stop = new();
-    private ClientWebSocket _socket = new();
-    private Task _reader = Task.CompletedTask;
+    private LoopbackWebSocket? _socket;
+    private TaskCompletionSource _ok = new();
     private string? _epoch;
     private ulong _seq;
 
     private RealtimeSubscriber(Uri gateway, string token, IPAddress source, string channel, Action<long, long> onEvent)
     {
-        (_gateway, _token, _source, _channel, _onEvent) = (gateway, token, source, channel, onEvent);
+        (_gateway, _source, _channel, _onEvent) = (gateway, source, channel, onEvent);
+        _headers = [new("Authorization", $"Bearer {token}")];
     }
 
     /// <summary>Connects and subscribes; with <paramref name="since"/> it completes once the subscribe is sent (the replay follows).</summary>
@@ -88,83 +86,52 @@ internal sealed class RealtimeSubscriber : IBenchSubscriber
         return subscriber;
     }
 
-    public void Abort() => _socket.Abort();
+    public void Abort() => _socket?.Abort();
 
     public async Task ReconnectAsync(CancellationToken cancellationToken)
     {
-        await _reader.ContinueWith(_ => { }, TaskScheduler.Default);
-        _socket.Dispose();
-        _socket = new ClientWebSocket();
+        if (_socket is { } old)
+        {
+            _socket = null;
+            await old.DisposeAsync();
+        }
+
         await ConnectAsync(waitForOk: true, cancellationToken);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _socket.Abort();
-        await _reader.ContinueWith(_ => { }, TaskScheduler.Default);
-        _socket.Dispose();
-        _stop.Dispose();
-    }
+    public ValueTask DisposeAsync() => _socket?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     private async Task ConnectAsync(bool waitForOk, CancellationToken cancellationToken)
     {
-        using var handler = BoundSockets.Handler(_source);
-        _socket.Options.SetRequestHeader("Authorization", $"Bearer {_token}");
-        using var invoker = new HttpMessageInvoker(handler, disposeHandler: false);
-        await _socket.ConnectAsync(_gateway, invoker, cancellationToken);
-        var ok = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _reader = ReadAsync(_socket, ok);
+        var socket = await LoopbackWebSocket.ConnectAsync(_gateway, _source, _headers, cancellationToken);
+        _socket = socket;
+        _ok = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        socket.Start(OnFrame);
         var frame = new JsonObject { ["type"] = "subscribe", ["id"] = "s", ["channel"] = _channel };
         if (_epoch is not null)
         {
             frame["since"] = new JsonObject { ["epoch"] = _epoch, ["seq"] = _seq };
         }
 
-        await _socket.SendAsync(Encoding.UTF8.GetBytes(frame.ToJsonString()), WebSocketMessageType.Text, true, cancellationToken);
+        await socket.SendTextAsync(Encoding.UTF8.GetBytes(frame.ToJsonString()), cancellationToken);
         if (waitForOk)
         {
-            await ok.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+            await _ok.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         }
     }
 
-    private async Task ReadAsync(ClientWebSocket socket, TaskCompletionSource ok)
+    /// <summary>One server frame, on the read loop.</summary>
+    private void OnFrame(ReadOnlySpan<byte> frame)
     {
-        // Event frames are a few hundred bytes; a larger one is cut at the buffer and scanned as far as it goes.
-        var buffer = new byte[8 * 1024];
-        try
+        var (type, t, n) = Scan(frame);
+        if (type == "event")
         {
-            while (!_stop.IsCancellationRequested)
-            {
-                var count = 0;
-                ValueWebSocketReceiveResult result;
-                do
-                {
-                    result = await socket.ReceiveAsync(buffer.AsMemory(count), _stop.Token);
-                    count += result.Count;
-                }
-                while (!result.EndOfMessage && count < buffer.Length);
-
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return;
-                }
-
-                var frame = buffer.AsSpan(0, count);
-                var (type, t, n) = Scan(frame);
-                if (type == "event")
-                {
-                    _onEvent(Clock.NowMicros() - t, n);
-                    KeepPosition(frame);
-                }
-                else if (type == "ok")
-                {
-                    ok.TrySetResult();
-                }
-            }
+            _onEvent(Clock.NowMicros() - t, n);
+            KeepPosition(frame);
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+        else if (type == "ok")
         {
+            _ok.TrySetResult();
         }
     }
 

@@ -190,61 +190,43 @@ internal sealed class SignalRConnection : IAsyncDisposable
 internal delegate void PeerMessageHandler(PeerWebSocket socket, ReadOnlySpan<byte> message);
 
 /// <summary>
-/// A raw WebSocket to a peer's server (shared by the SignalR and Socket.IO targets), bound to a
-/// source address like <see cref="RealtimeSubscriber"/>: one read loop that reassembles fragmented
-/// messages and hands over whole messages (or, with a record separator, whole records, however
-/// they are split over or packed into messages); sends are serialized, as ClientWebSocket needs.
+/// A WebSocket to a peer's server (shared by the SignalR and Socket.IO targets), bound to a source
+/// address like <see cref="RealtimeSubscriber"/> and read the same way (<see cref="LoopbackWebSocket"/>):
+/// it hands over whole messages or, with a record separator, whole records, however they are
+/// split over or packed into messages.
 /// </summary>
 internal sealed class PeerWebSocket : IAsyncDisposable
 {
-    private const int MaxMessageBytes = 1 << 20;
-    private readonly ClientWebSocket _socket;
-    private readonly SemaphoreSlim _sending = new(1, 1);
+    private const int MaxRecordBytes = 1 << 20;
+    private readonly LoopbackWebSocket _socket;
+    private readonly byte? _separator;
+    private readonly PeerMessageHandler _onMessage;
     private readonly CancellationTokenSource _stop = new();
-    private Task _reader = Task.CompletedTask;
+    private byte[] _partial = [];
+    private int _partialCount;
     private Task _keepAlive = Task.CompletedTask;
 
-    private PeerWebSocket(ClientWebSocket socket) => _socket = socket;
+    private PeerWebSocket(LoopbackWebSocket socket, byte? separator, PeerMessageHandler onMessage)
+    {
+        (_socket, _separator, _onMessage) = (socket, separator, onMessage);
+    }
 
     /// <summary>Completes when the read loop ends (closed, aborted or failed).</summary>
-    public Task Completion => _reader;
+    public Task Completion => _socket.Completion;
 
     public static async Task<PeerWebSocket> ConnectAsync(Uri uri, IPAddress? source, byte? recordSeparator, PeerMessageHandler onMessage, CancellationToken cancellationToken)
     {
-        var handler = BoundSockets.Handler(source);
-        var client = new ClientWebSocket();
-        try
-        {
-            using var invoker = new HttpMessageInvoker(handler);
-            await client.ConnectAsync(uri, invoker, cancellationToken);
-        }
-        catch
-        {
-            client.Dispose();
-            throw;
-        }
-
-        var peer = new PeerWebSocket(client);
-        peer._reader = peer.ReadAsync(recordSeparator, onMessage);
+        var socket = await LoopbackWebSocket.ConnectAsync(uri, source, [], cancellationToken);
+        var peer = new PeerWebSocket(socket, recordSeparator, onMessage);
+        socket.Start(peer.OnMessage);
         return peer;
     }
 
     /// <summary>Sends one text message; concurrent callers take turns.</summary>
-    public async Task SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
-    {
-        await _sending.WaitAsync(cancellationToken);
-        try
-        {
-            await _socket.SendAsync(message, WebSocketMessageType.Text, true, cancellationToken);
-        }
-        finally
-        {
-            _sending.Release();
-        }
-    }
+    public Task SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) => _socket.SendTextAsync(message, cancellationToken);
 
     /// <summary>Sends without waiting (from the read loop: pongs, the namespace connect); a failure shows as the socket closing.</summary>
-    public void Post(ReadOnlyMemory<byte> message) => _ = PostAsync(message);
+    public void Post(ReadOnlyMemory<byte> message) => _socket.PostText(message);
 
     /// <summary>Sends <paramref name="message"/> every <paramref name="interval"/> until disposed.</summary>
     public void StartKeepAlive(TimeSpan interval, ReadOnlyMemory<byte> message) => _keepAlive = KeepAliveAsync(interval, message);
@@ -259,22 +241,9 @@ internal sealed class PeerWebSocket : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        _socket.Abort();
-        await Task.WhenAll(_reader, _keepAlive).ContinueWith(_ => { }, TaskScheduler.Default);
-        _socket.Dispose();
-        _sending.Dispose();
+        await _socket.DisposeAsync();
+        await _keepAlive.ContinueWith(_ => { }, TaskScheduler.Default);
         _stop.Dispose();
-    }
-
-    private async Task PostAsync(ReadOnlyMemory<byte> message)
-    {
-        try
-        {
-            await SendAsync(message, _stop.Token);
-        }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-        {
-        }
     }
 
     private async Task KeepAliveAsync(TimeSpan interval, ReadOnlyMemory<byte> message)
@@ -287,62 +256,64 @@ internal sealed class PeerWebSocket : IAsyncDisposable
                 await SendAsync(message, _stop.Token);
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
         }
     }
 
-    private async Task ReadAsync(byte? recordSeparator, PeerMessageHandler onMessage)
+    private void OnMessage(ReadOnlySpan<byte> message)
     {
-        var buffer = new byte[4096];
-        var count = 0;
-        try
+        if (_separator is not { } separator)
         {
-            while (true)
-            {
-                if (count == buffer.Length)
-                {
-                    if (buffer.Length >= MaxMessageBytes)
-                    {
-                        throw new WebSocketException($"a message over {MaxMessageBytes} bytes");
-                    }
-
-                    Array.Resize(ref buffer, buffer.Length * 2);
-                }
-
-                var result = await _socket.ReceiveAsync(buffer.AsMemory(count), _stop.Token);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return;
-                }
-
-                count += result.Count;
-                if (recordSeparator is { } separator)
-                {
-                    var start = 0;
-                    int length;
-                    while ((length = buffer.AsSpan(start, count - start).IndexOf(separator)) >= 0)
-                    {
-                        onMessage(this, buffer.AsSpan(start, length));
-                        start += length + 1;
-                    }
-
-                    if (start > 0)
-                    {
-                        buffer.AsSpan(start, count - start).CopyTo(buffer);
-                        count -= start;
-                    }
-                }
-                else if (result.EndOfMessage)
-                {
-                    onMessage(this, buffer.AsSpan(0, count));
-                    count = 0;
-                }
-            }
+            _onMessage(this, message);
+            return;
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+
+        if (_partialCount > 0)
         {
+            // A record began in an earlier message: join them, then split as usual.
+            Append(message);
+            var rest = Split(_partial.AsSpan(0, _partialCount), separator);
+            rest.CopyTo(_partial);
+            _partialCount = rest.Length;
+            return;
         }
+
+        Append(Split(message, separator));
+    }
+
+    /// <summary>Hands over every whole record in <paramref name="data"/>; returns what follows the last separator.</summary>
+    private ReadOnlySpan<byte> Split(ReadOnlySpan<byte> data, byte separator)
+    {
+        int length;
+        while ((length = data.IndexOf(separator)) >= 0)
+        {
+            _onMessage(this, data[..length]);
+            data = data[(length + 1)..];
+        }
+
+        return data;
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return;
+        }
+
+        if (_partialCount + bytes.Length > MaxRecordBytes)
+        {
+            throw new WebSocketException($"a record over {MaxRecordBytes} bytes");
+        }
+
+        if (_partialCount + bytes.Length > _partial.Length)
+        {
+            Array.Resize(ref _partial, Math.Max(4096, _partialCount + bytes.Length));
+        }
+
+        bytes.CopyTo(_partial.AsSpan(_partialCount));
+        _partialCount += bytes.Length;
     }
 }
 
