@@ -80,11 +80,27 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
     public void DeliverEvent(string channel, OutgoingEvent outgoing)
     {
+        if (QueueEvent(channel, outgoing))
+        {
+            Pump();
+        }
+    }
+
+    public void StartWrites()
+    {
+        if (Queue.NeedsWriter)
+        {
+            Pump();
+        }
+    }
+
+    public bool QueueEvent(string channel, OutgoingEvent outgoing)
+    {
         lock (CursorsGate)
         {
             if (!_cursors.TryGetValue(channel, out var cursor))
             {
-                return;
+                return false;
             }
 
             var frame = outgoing.Frame(Format);
@@ -96,17 +112,17 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                     Services.Metrics.SlowConsumer("close");
                     LogSlowConsumer(Id, Queue.QueuedBytes);
                     RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
-                    return;
+                    return false;
                 }
 
                 frame.AddReference();
                 buffered.Add(new BufferedEvent(frame, seq, epoch, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs));
-                return;
+                return false;
             }
 
             if (cursor.Suspended || !HasRoomFor(channel, cursor, frame, seq))
             {
-                return;
+                return false;
             }
 
             if (seq != 0 && cursor.Epoch == epoch && seq > cursor.LastSeq + 1)
@@ -116,15 +132,15 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 frame.AddReference();
                 cursor.Buffered = [new BufferedEvent(frame, seq, epoch, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs)];
                 _ = FillGapAsync(channel, cursor, cursor.LastSeq, seq - 1, epoch);
-                return;
+                return false;
             }
 
             if (!Advance(channel, cursor, seq, epoch))
             {
-                return;
+                return false;
             }
 
-            Enqueue(frame, positioned: seq != 0, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs);
+            return TryQueue(new QueuedFrame(frame, seq != 0 ? PositionId() : null, false, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs));
         }
     }
 
@@ -425,16 +441,28 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// <summary>Queues a frame; one that fits no more means the client is not reading: it is closed as slow.</summary>
     protected void Enqueue(QueuedFrame item)
     {
-        if (Queue.TryEnqueue(item))
+        if (TryQueue(item))
         {
             Pump();
         }
-        else if (!IsClosing)
+    }
+
+    /// <summary>Queues a frame without starting the writer; false (and the client closed as slow) when it fits no more.</summary>
+    private bool TryQueue(QueuedFrame item)
+    {
+        if (Queue.TryEnqueue(item))
+        {
+            return true;
+        }
+
+        if (!IsClosing)
         {
             Services.Metrics.SlowConsumer("close");
             LogSlowConsumer(Id, Queue.QueuedBytes);
             RequestClose(CloseCodes.SlowConsumer, "slow consumer", dropQueued: true);
         }
+
+        return false;
     }
 
     protected void RequestClose(int code, string? reason, bool dropQueued)

@@ -16,6 +16,22 @@ internal interface IFrameSink
     void DeliverEvent(string channel, OutgoingEvent outgoing);
 
     /// <summary>
+    /// Like <see cref="DeliverEvent"/> but leaves the write to the caller: true when a frame was
+    /// queued and <see cref="StartWrites"/> must follow (on any thread). A sink that does not
+    /// write through a queue delivers here and returns false.
+    /// </summary>
+    bool QueueEvent(string channel, OutgoingEvent outgoing)
+    {
+        DeliverEvent(channel, outgoing);
+        return false;
+    }
+
+    /// <summary>Writes what <see cref="QueueEvent"/> queued; returns at once when nothing waits or a write is under way.</summary>
+    void StartWrites()
+    {
+    }
+
+    /// <summary>
     /// The channel is at <paramref name="head"/>: a sink that is behind it in the same epoch fetches
     /// what it missed. Used after the node's routes were lost and registered again.
     /// </summary>
@@ -132,11 +148,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
         }
 
         var subscribers = entry.Subscribers;
-        foreach (var sink in subscribers)
-        {
-            sink.DeliverEvent(channel, outgoing);
-        }
-
+        FanoutWrites.Deliver(subscribers, channel, outgoing);
         return subscribers.Length;
     }
 
