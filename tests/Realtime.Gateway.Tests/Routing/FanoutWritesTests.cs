@@ -74,6 +74,7 @@ public sealed class FanoutWritesTests
         FanoutWrites.Deliver(sinks, "room", outgoing);
 
         Assert.Equal(1, plain.Delivered);
+        Assert.True(log.WaitForWrites(FanoutWrites.InlineLimit, Bounded), $"{log.Writes} of {FanoutWrites.InlineLimit} sinks were written");
     }
 
     private static RecordingSink[] Sinks(int count, CallLog log, Func<int, bool>? queues = null) =>
