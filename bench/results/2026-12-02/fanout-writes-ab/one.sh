@@ -1,6 +1,6 @@
 #!/bin/bash
 # one.sh NAME OUTDIR bench-args...  : fresh stack, one bench run, stop
-cd /work/main
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 ulimit -n $(ulimit -Hn)
 name=$1; out=$2; shift 2; mkdir -p $out
 Gateway__MaxConnections=20000 Gateway__NewConnectionsPerSecond=5000 setsid ./realtime.sh up > /tmp/up-$name.log 2>&1 < /dev/null &
