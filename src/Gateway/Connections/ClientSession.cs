@@ -140,7 +140,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 return false;
             }
 
-            return TryQueue(new QueuedFrame(frame, seq != 0 ? PositionId() : null, false, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs));
+            return TryQueue(Queued(frame, positioned: seq != 0, outgoing.ReceivedAt, outgoing.Envelope.PublishedAtUnixMs));
         }
     }
 
@@ -496,7 +496,11 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     }
 
     private void Enqueue(SharedFrame frame, bool positioned, long receivedAt = 0, long publishedAtMs = 0) =>
-        Enqueue(new QueuedFrame(frame, positioned ? PositionId() : null, false, receivedAt, publishedAtMs));
+        Enqueue(Queued(frame, positioned, receivedAt, publishedAtMs));
+
+    /// <summary>A frame as its queue holds it; a positioned one carries this transport's position id.</summary>
+    private QueuedFrame Queued(SharedFrame frame, bool positioned, long receivedAt, long publishedAtMs) =>
+        new(frame, positioned ? PositionId() : null, false, receivedAt, publishedAtMs);
 
     /// <summary>
     /// Backpressure in tiers, before the hard limit closes the connection: past half the send
