@@ -23,6 +23,9 @@ namespace Realtime.Gateway.Connections;
 /// </remarks>
 internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDisposable
 {
+    /// <summary>Replayed frames queued before the writer is started for them: about 16 KiB of events, one write.</summary>
+    private const int ReplaySlice = 64;
+
     protected static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
 
     private readonly Dictionary<string, ChannelCursor> _cursors = new(StringComparer.Ordinal);
@@ -286,6 +289,9 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// <summary>Writes one queued frame; <paramref name="more"/> says whether further frames are ready (so a transport can batch before flushing).</summary>
     protected abstract ValueTask WriteAsync(QueuedFrame item, bool more);
 
+    /// <summary>Writes whatever <see cref="WriteAsync"/> held back while more frames were coming; called when the queue is empty.</summary>
+    protected virtual ValueTask FlushWritesAsync() => default;
+
     /// <summary>Ends the connection after the last frame was written, with the close code (for transports that have one).</summary>
     protected abstract Task CloseTransportAsync(int code, string? reason, CancellationToken cancellationToken);
 
@@ -387,15 +393,25 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             }
         }
 
+        var unwritten = 0;
         foreach (var replayed in replay.Events ?? [])
         {
-            // Paced by the client's own reading: a long replay never overflows its send queue.
-            await Queue.WaitForRoomAsync(SessionClosing);
+            if (unwritten == ReplaySlice || Queue.QueuedBytes > Queue.LimitBytes / 2)
+            {
+                // A slice at a time reaches the writer, which sends it in one write.
+                StartWrites();
+                unwritten = 0;
+
+                // Paced by the client's own reading: a long replay never overflows its send queue.
+                await Queue.WaitForRoomAsync(SessionClosing);
+            }
+
             lock (CursorsGate)
             {
                 if (Advance(channel, cursor, replayed.Seq, head.Epoch))
                 {
-                    Send(Frames.Event(replayed.Envelope, replayed.Seq, head.Epoch), positioned: true);
+                    SendLater(Frames.Event(replayed.Envelope, replayed.Seq, head.Epoch), positioned: true);
+                    unwritten++;
                 }
             }
         }
@@ -435,6 +451,17 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     protected void Send(SharedFrame frame, bool positioned = false)
     {
         Enqueue(frame, positioned);
+        frame.Release();
+    }
+
+    /// <summary>
+    /// Queues a frame created for this connection alone without starting the writer, and drops
+    /// the creator's reference: the caller starts the writer once for a run of frames
+    /// (<see cref="StartWrites"/>), so they go out together instead of one write each.
+    /// </summary>
+    private void SendLater(SharedFrame frame, bool positioned)
+    {
+        TryQueue(Queued(frame, positioned, 0, 0));
         frame.Release();
     }
 
@@ -566,12 +593,13 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 {
                     if (Advance(channel, cursor, replayed.Seq, epoch))
                     {
-                        Send(Frames.Event(replayed.Envelope, replayed.Seq, epoch), positioned: true);
+                        SendLater(Frames.Event(replayed.Envelope, replayed.Seq, epoch), positioned: true);
                     }
                 }
             }
 
             DrainBuffered(channel, cursor);
+            StartWrites();
         }
     }
 
@@ -685,6 +713,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                     }
                 }
 
+                await FlushWritesAsync();
                 if (Queue.IsDrained)
                 {
                     // Everything was sent and nothing more will come. The writer stays taken; the

@@ -72,7 +72,8 @@ internal static partial class WebSocketEndpoint
             socket,
             identity,
             services,
-            format);
+            format,
+            frameStream: options.Value.EnableCompression ? null : upgrade?.Stream);
         using var pings = upgrade?.Stream is { } stream ? keepAlive.Track(stream, connection) : null;
         LogConnected(logger, connection.Id, identity.Subject);
         await connection.RunAsync(lifetime.ApplicationStopping);
