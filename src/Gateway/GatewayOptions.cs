@@ -108,7 +108,14 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 10_000_000)]
     public int MaxReplayEvents { get; set; } = 100_000;
 
-    /// <summary>How long a replay from Kafka may take.</summary>
+    /// <summary>
+    /// Events a replay from Kafka reads per round trip (a page of the channel's index, then those
+    /// records); a replay holds two pages in memory, one being sent and the next read ahead.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int ReplayPageEvents { get; set; } = 1_000;
+
+    /// <summary>How long one page of a replay from Kafka may take to read.</summary>
     public TimeSpan ReplayTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long the outcome of a publish with an idempotency key is remembered.</summary>

@@ -11,6 +11,9 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
     /// <summary>A recent window of 50 events per channel, so "beyond the window" is cheap to reach.</summary>
     public const int Window = 50;
 
+    /// <summary>Replays from Kafka read 20 events per page, so a replay of a few windows spans many pages.</summary>
+    public const int ReplayPage = 20;
+
     private LocalPipeline Stack => shared.Stack;
 
     private static string NewChannel() => $"room:{Guid.NewGuid():N}";
@@ -98,17 +101,10 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
     [Fact]
     public async Task A_position_older_than_the_recent_window_is_replayed_from_the_kafka_log()
     {
+        const int Published = PublishedBeyondTheWindow;
         var channel = NewChannel();
         await using var publisher = await Stack.ConnectAsync(0, "pub", "room:*");
-        var ok = await publisher.SubscribeAsync(channel);
-        var epoch = (string)ok["epoch"]!;
-        const int Published = Window * 3;
-        for (var i = 0; i < Published; i++)
-        {
-            await publisher.PublishAsync(channel, i);
-        }
-
-        Assert.Equal(Published, (await publisher.TakeEventsAsync(Published, TimeSpan.FromSeconds(30))).Count);
+        var epoch = await PublishBeyondTheWindowAsync(publisher, channel);
 
         var before = await ReplayedAsync(1);
         await using var client = await Stack.ConnectAsync(1, "fay", "room:*");
@@ -127,6 +123,46 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
         var after = await ReplayedAsync(1);
         Assert.Equal(Published - 2, after.Kafka - before.Kafka);
         Assert.Equal(0, after.Redis - before.Redis);
+    }
+
+    [Fact]
+    public async Task A_replay_whose_later_pages_are_gone_sends_the_pages_it_had_then_resync()
+    {
+        const int Published = PublishedBeyondTheWindow;
+        var channel = NewChannel();
+        await using var publisher = await Stack.ConnectAsync(0, "pub", "room:*");
+        var epoch = await PublishBeyondTheWindowAsync(publisher, channel);
+
+        // The index loses seqs 50-60 (the third page from seq 2 on: 43-62) while the first two
+        // pages are intact: the replay finds the gap only after it has started sending.
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(Stack.RedisConfiguration);
+        Assert.Equal(11, await redis.GetDatabase().SortedSetRemoveRangeByScoreAsync(Stack.Names.ChannelIndexKey(channel), 50, 60));
+
+        await using var client = await Stack.ConnectAsync(1, "gus", "room:*");
+        var reply = await client.RequestAsync(new JsonObject
+        {
+            ["type"] = "subscribe",
+            ["channel"] = channel,
+            ["since"] = new JsonObject { ["epoch"] = epoch, ["seq"] = 2 },
+        });
+        Assert.Equal("ok", (string?)reply["type"]);
+        Assert.Equal((ulong)Published, (ulong)reply["seq"]!);
+
+        // Every event of the two whole pages, in order, then resync at the head (before the ok).
+        var replayed = new List<JsonObject>();
+        while (client.TryTakeEvent(out var replayedEvent))
+        {
+            replayed.Add(replayedEvent!);
+        }
+
+        Assert.Equal(Enumerable.Range(3, 2 * ReplayPage).Select(i => (ulong)i), replayed.Select(e => (ulong)e["seq"]!));
+        Assert.True(client.Other.TryDequeue(out var resync), "no resync");
+        Assert.Equal("beyond_retention", (string?)resync["reason"]);
+        Assert.Equal((ulong)Published, (ulong)resync["seq"]!);
+
+        // Then live.
+        await publisher.PublishAsync(channel, Published);
+        Assert.Equal((ulong)Published + 1, (ulong)(await client.NextEventAsync())["seq"]!);
     }
 
     [Fact]
@@ -310,6 +346,22 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
         Assert.Empty(client.Other);
     }
 
+    /// <summary>Events <see cref="PublishBeyondTheWindowAsync"/> publishes: three recent windows.</summary>
+    private const int PublishedBeyondTheWindow = Window * 3;
+
+    /// <summary>Publishes <see cref="PublishedBeyondTheWindow"/> events (data 0, 1, ...) to a new channel and waits for them; returns the channel's epoch.</summary>
+    private static async Task<string> PublishBeyondTheWindowAsync(TestClient publisher, string channel)
+    {
+        var ok = await publisher.SubscribeAsync(channel);
+        for (var i = 0; i < PublishedBeyondTheWindow; i++)
+        {
+            await publisher.PublishAsync(channel, i);
+        }
+
+        Assert.Equal(PublishedBeyondTheWindow, (await publisher.TakeEventsAsync(PublishedBeyondTheWindow, TimeSpan.FromSeconds(30))).Count);
+        return (string)ok["epoch"]!;
+    }
+
     /// <summary>Events a gateway has replayed so far, by where it read them.</summary>
     private async Task<(double Redis, double Kafka)> ReplayedAsync(int gateway)
     {
@@ -322,5 +374,6 @@ public sealed class ResumeTests(ResumeTests.Pipeline shared, TestInfrastructure 
     public sealed class Pipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "resume", settings: new Dictionary<string, string?>
     {
         ["Fanout__RecentEventsPerChannel"] = Window.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Gateway__ReplayPageEvents"] = ReplayPage.ToString(System.Globalization.CultureInfo.InvariantCulture),
     });
 }

@@ -368,15 +368,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            lock (CursorsGate)
-            {
-                ReleaseBuffered(cursor);
-                _cursors.Remove(channel);
-            }
-
-            Services.Metrics.Subscriptions(-1);
-            await RemoveRouteAsync(channel);
-            SendError(requestId, ErrorCodes.Unavailable, "The routing table is unavailable; retry.");
+            await AbandonSubscribeAsync(requestId, channel, cursor, "The routing table is unavailable; retry.");
             return null;
         }
 
@@ -393,26 +385,33 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             }
         }
 
-        var unwritten = 0;
-        foreach (var replayed in replay.Events ?? [])
+        await using (var rest = replay.Rest)
         {
-            if (unwritten == ReplaySlice || Queue.QueuedBytes > Queue.LimitBytes / 2)
+            try
             {
-                // A slice at a time reaches the writer, which sends it in one write.
-                StartWrites();
-                unwritten = 0;
-
-                // Paced by the client's own reading: a long replay never overflows its send queue.
-                await Queue.WaitForRoomAsync(SessionClosing);
-            }
-
-            lock (CursorsGate)
-            {
-                if (Advance(channel, cursor, replayed.Seq, head.Epoch))
+                var page = replay.Events;
+                while (page is not null)
                 {
-                    SendLater(Frames.Event(replayed.Envelope, replayed.Seq, head.Epoch), positioned: true);
-                    unwritten++;
+                    await ReplayPageAsync(channel, cursor, page, head.Epoch);
+                    page = rest is null ? null : await rest.NextAsync(SessionClosing);
                 }
+            }
+            catch (ReplayRefusedException refused)
+            {
+                // The log lost the rest while it was being sent (retention): the client has what
+                // was sent and must reload from the head, as if it had been refused at once.
+                lock (CursorsGate)
+                {
+                    cursor.LastSeq = Math.Max(cursor.LastSeq, head.Seq);
+                    Services.Metrics.Resync(refused.Reason);
+                    Send(Frames.Resync(channel, refused.Reason, head), positioned: true);
+                }
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // What was sent stays sent; the client subscribes again from its last event.
+                await AbandonSubscribeAsync(requestId, channel, cursor, "The channel's history is unavailable; retry.");
+                return null;
             }
         }
 
@@ -424,6 +423,50 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         }
 
         return head;
+    }
+
+    /// <summary>A subscribe that could not finish: no cursor, no route, and an <c>unavailable</c> error the client retries on.</summary>
+    private async Task AbandonSubscribeAsync(string? requestId, string channel, ChannelCursor cursor, string message)
+    {
+        lock (CursorsGate)
+        {
+            ReleaseBuffered(cursor);
+            _cursors.Remove(channel);
+        }
+
+        Services.Metrics.Subscriptions(-1);
+        await RemoveRouteAsync(channel);
+        SendError(requestId, ErrorCodes.Unavailable, message);
+    }
+
+    /// <summary>
+    /// Queues one page of a replay, paced by the client's own reading so a long replay never
+    /// overflows its send queue, and starts the writer a slice at a time: the writer sends a
+    /// slice in one write.
+    /// </summary>
+    private async Task ReplayPageAsync(string channel, ChannelCursor cursor, List<ReplayedEvent> page, string epoch)
+    {
+        var unwritten = 0;
+        foreach (var replayed in page)
+        {
+            if (unwritten == ReplaySlice || Queue.QueuedBytes > Queue.LimitBytes / 2)
+            {
+                StartWrites();
+                unwritten = 0;
+                await Queue.WaitForRoomAsync(SessionClosing);
+            }
+
+            lock (CursorsGate)
+            {
+                if (Advance(channel, cursor, replayed.Seq, epoch))
+                {
+                    SendLater(Frames.Event(replayed.Envelope, replayed.Seq, epoch), positioned: true);
+                    unwritten++;
+                }
+            }
+        }
+
+        StartWrites();
     }
 
     /// <returns>False when the session was not subscribed to the channel.</returns>

@@ -9,8 +9,12 @@ namespace Realtime.Gateway.Replay;
 /// <summary>One replayable event: its position and the envelope as published.</summary>
 internal readonly record struct ReplayedEvent(ulong Seq, EventEnvelope Envelope);
 
-/// <summary>The events after a position, or why they cannot be given (a <c>resync</c> reason).</summary>
-internal readonly record struct ReplayResult(List<ReplayedEvent>? Events, string? Refusal)
+/// <summary>
+/// The events after a position, or why they cannot be given (a <c>resync</c> reason). A
+/// subscribe's replay from the log gives its first page in <see cref="Events"/> and the pages
+/// after it in <see cref="Rest"/> (which the caller disposes); every other read gives them all.
+/// </summary>
+internal readonly record struct ReplayResult(List<ReplayedEvent>? Events, string? Refusal, LogReplay? Rest = null)
 {
     public static ReplayResult Refused(string reason) => new(null, reason);
 }
@@ -110,7 +114,7 @@ internal sealed class ChannelHistory(
             return (head, new ReplayResult(recent, null));
         }
 
-        return (head, await FromLogAsync(channel, from.Seq, head.Seq));
+        return (head, await FromLogAsync(channel, from.Seq, head.Seq, streamed: true));
     }
 
     /// <summary>The channel's current position: its epoch and the seq of its latest event (0 before any).</summary>
@@ -144,37 +148,90 @@ internal sealed class ChannelHistory(
             return new ReplayResult(recent, null);
         }
 
-        return await FromLogAsync(channel, after, upTo);
+        return await FromLogAsync(channel, after, upTo, streamed: false);
     }
 
-    /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/> from the ingress log, located through the channel's index.</summary>
-    private async Task<ReplayResult> FromLogAsync(string channel, ulong after, ulong upTo)
+    /// <summary>
+    /// The events after <paramref name="after"/> up to <paramref name="upTo"/> from the ingress
+    /// log, located through the channel's index a page at a time. <paramref name="streamed"/>:
+    /// give the first page and read the rest ahead as it is taken (<see cref="ReplayResult.Rest"/>);
+    /// otherwise all of them. Refused when the log or its index no longer reaches back that far
+    /// (checked on the first page, before anything is given).
+    /// </summary>
+    private async Task<ReplayResult> FromLogAsync(string channel, ulong after, ulong upTo, bool streamed)
+    {
+        var partition = await redis.GetDatabase().HashGetAsync(names.ChannelStateKey(channel), "partition");
+        if (partition.IsNull)
+        {
+            return ReplayResult.Refused(BeyondRetention);
+        }
+
+        LogReplay? replay = new LogReplay((pages, stop) => ReadLogAsync(channel, (int)partition, after, upTo, pages, stop));
+        try
+        {
+            var first = await replay.NextAsync(CancellationToken.None) ?? [];
+            if (streamed)
+            {
+                var result = new ReplayResult(first, null, replay);
+                replay = null;
+                return result;
+            }
+
+            while (await replay.NextAsync(CancellationToken.None) is { } page)
+            {
+                first.AddRange(page);
+            }
+
+            return new ReplayResult(first, null);
+        }
+        catch (ReplayRefusedException refused)
+        {
+            return ReplayResult.Refused(refused.Reason);
+        }
+        finally
+        {
+            if (replay is not null)
+            {
+                await replay.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>Reads the log's pages in order: a page of the index (seq → offset), then those records of the ingress partition.</summary>
+    private async Task ReadLogAsync(string channel, int partition, ulong after, ulong upTo, System.Threading.Channels.ChannelWriter<List<ReplayedEvent>> pages, CancellationToken stop)
     {
         var db = redis.GetDatabase();
-        var partitionTask = db.HashGetAsync(names.ChannelStateKey(channel), "partition");
-        var indexed = await db.SortedSetRangeByScoreWithScoresAsync(names.ChannelIndexKey(channel), after + 1, upTo);
-        var partition = await partitionTask;
-        if (indexed.Length != (int)(upTo - after) || (ulong)indexed[0].Score != after + 1 || partition.IsNull)
+        var pageEvents = (ulong)_options.ReplayPageEvents;
+        var offsets = new long[Math.Min(pageEvents, upTo - after)];
+        for (var from = after + 1; from <= upTo; from += pageEvents)
         {
-            // The index no longer reaches back that far.
-            return ReplayResult.Refused(BeyondRetention);
-        }
+            stop.ThrowIfCancellationRequested();
+            var to = Math.Min(upTo, from + pageEvents - 1);
+            var count = (int)(to - from + 1);
+            var indexed = await db.SortedSetRangeByScoreWithScoresAsync(names.ChannelIndexKey(channel), from, to);
+            if (indexed.Length != count || (ulong)indexed[0].Score != from)
+            {
+                // The index no longer reaches back that far.
+                throw new ReplayRefusedException(BeyondRetention);
+            }
 
-        var offsets = indexed.Select(e => (long)e.Element).ToArray();
-        var envelopes = await Task.Run(() => ingress.Read((int)partition, offsets, _options.ReplayTimeout));
-        if (envelopes is null)
-        {
-            return ReplayResult.Refused(BeyondRetention);
-        }
+            for (var i = 0; i < count; i++)
+            {
+                offsets[i] = (long)indexed[i].Element;
+            }
 
-        var events = new List<ReplayedEvent>(envelopes.Count);
-        for (var i = 0; i < envelopes.Count; i++)
-        {
-            events.Add(new ReplayedEvent((ulong)indexed[i].Score, envelopes[i]));
-        }
+            // Blocking: this runs on the replay's own task, never on the request path.
+            var envelopes = ingress.Read(partition, new ArraySegment<long>(offsets, 0, count), _options.ReplayTimeout)
+                ?? throw new ReplayRefusedException(BeyondRetention);
+            var page = new List<ReplayedEvent>(count);
+            for (var i = 0; i < count; i++)
+            {
+                page.Add(new ReplayedEvent(from + (ulong)i, envelopes[i]));
+            }
 
-        metrics.Replay("kafka", events.Count);
-        return new ReplayResult(events, null);
+            metrics.Replay("kafka", page.Count);
+            await pages.WriteAsync(page, stop);
+        }
     }
 
     /// <summary>The events after <paramref name="after"/> up to <paramref name="upTo"/> from the recent window; null when it no longer holds all of them.</summary>
