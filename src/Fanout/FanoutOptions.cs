@@ -17,10 +17,12 @@ public sealed class FanoutOptions
     /// <summary>
     /// Most ingress records taken in one batch. A batch shares one Redis round trip for its
     /// routes; it is cut short as soon as the consumer has nothing more buffered, so a quiet
-    /// stream is never held back waiting for a batch to fill.
+    /// stream is never held back waiting for a batch to fill. Only a backlog fills it: the larger
+    /// the batch, the less each event pays of the per-channel sequencing call and of the node-topic
+    /// records (docs/benchmarks.md, change 21).
     /// </summary>
     [Range(1, 100_000)]
-    public int MaxBatchSize { get; set; } = 1_000;
+    public int MaxBatchSize { get; set; } = 5_000;
 
     /// <summary>
     /// Most ingress records whose node-topic writes are not yet acknowledged. Consumption
