@@ -52,10 +52,8 @@ public static class KafkaClientSettings
             FetchWaitMaxMs = options.FetchWaitMaxMs,
             FetchMinBytes = 1,
             SocketNagleDisable = true,
-            // Headers and keys are read; timestamps too (lag in seconds). Not the topic: each
-            // consumer reads one topic it already knows, and librdkafka would hand its name over as
-            // a new string with every record.
-            ConsumeResultFields = "headers,timestamp",
+            // Headers and keys are read; timestamps too (lag in seconds).
+            ConsumeResultFields = "topic,headers,timestamp",
             SessionTimeoutMs = 10_000,
             HeartbeatIntervalMs = 1_000,
             PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,

@@ -133,9 +133,13 @@ internal sealed partial class FanoutWorker(
         }
     }
 
-    private IConsumer<byte[], byte[]> BuildConsumer(string instance, IProducer<byte[], byte[]> producer) =>
-        new ConsumerBuilder<byte[], byte[]>(
-                KafkaClientSettings.AtLeastOnceConsumer(kafkaOptions.Value, names.FanoutGroupId, $"fanout-{instance}"))
+    private IConsumer<byte[], byte[]> BuildConsumer(string instance, IProducer<byte[], byte[]> producer)
+    {
+        var config = KafkaClientSettings.AtLeastOnceConsumer(kafkaOptions.Value, names.FanoutGroupId, $"fanout-{instance}");
+        // Not each record's topic (librdkafka would hand it over as a new string per record): this
+        // consumer reads the ingress topic only, and builds the offsets it stores from its name.
+        config.ConsumeResultFields = "headers,timestamp";
+        return new ConsumerBuilder<byte[], byte[]>(config)
             .WithLogging(logger)
             .SetPartitionsAssignedHandler((consumer, partitions) =>
             {
@@ -170,6 +174,7 @@ internal sealed partial class FanoutWorker(
                 LogLost(lost);
             })
             .Build();
+    }
 
     /// <summary>
     /// Lets go of partitions this instance no longer owns: their progress, and their records in
