@@ -25,6 +25,14 @@ public sealed class FanoutOptions
     public int MaxBatchSize { get; set; } = 5_000;
 
     /// <summary>
+    /// Most node-topic deliveries (records × their target nodes) one batch should make. When the
+    /// last batch fanned out widely, the next one takes fewer records: with every channel routed to
+    /// 100 nodes a 5,000-record batch is half a million deliveries, and nothing overlaps its dispatch.
+    /// </summary>
+    [Range(1, 100_000_000)]
+    public int MaxBatchDeliveries { get; set; } = 100_000;
+
+    /// <summary>
     /// Most ingress records whose node-topic writes are not yet acknowledged. Consumption
     /// pauses above it, which bounds memory when a broker is slow.
     /// </summary>

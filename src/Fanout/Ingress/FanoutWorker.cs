@@ -63,6 +63,8 @@ internal sealed partial class FanoutWorker(
     private ConsumedBatch _reading = new(fanoutOptions.Value.MaxBatchSize);
     private ConsumedBatch _next = new(fanoutOptions.Value.MaxBatchSize);
     private int _rewindRequested;
+    // Records the next batch may take (BatchLimit): the configured maximum until a batch fans out widely.
+    private int _batchLimit = fanoutOptions.Value.MaxBatchSize;
     private volatile bool _pauseRequested;
     private volatile bool _paused;
     private TaskCompletionSource _pauseApplied = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -224,7 +226,7 @@ internal sealed partial class FanoutWorker(
             {
                 // With a batch held, take only what is already buffered: the held batch must not
                 // wait for traffic that may not come.
-                FillBatch(consumer, _reading.Records, holding ? TimeSpan.Zero : PollTimeout, stoppingToken);
+                FillBatch(consumer, _reading.Records, _batchLimit, holding ? TimeSpan.Zero : PollTimeout, stoppingToken);
             }
 
             Task? sequencing = null;
@@ -256,7 +258,7 @@ internal sealed partial class FanoutWorker(
 
             if (!sequencing.IsCompleted && Volatile.Read(ref _rewindRequested) == 0 && _progress.InFlight < _options.MaxInFlightRecords)
             {
-                FillBatch(consumer, _next.Records, TimeSpan.Zero, stoppingToken);
+                FillBatch(consumer, _next.Records, _batchLimit, TimeSpan.Zero, stoppingToken);
             }
 
             if (!CompleteSequencing(sequencing, _reading, stoppingToken))
@@ -266,6 +268,7 @@ internal sealed partial class FanoutWorker(
 
             metrics.Sequenced(Stopwatch.GetElapsedTime(sequencingStarted));
             metrics.Lookups(_reading.Channels.Count, sequencer.LastBatchCacheHits);
+            _batchLimit = BatchLimit.Next(_reading.Count, Deliveries(_reading), _options.MaxBatchSize, _options.MaxBatchDeliveries);
             (_held, _reading) = (_reading, _held);
             holding = true;
         }
@@ -292,10 +295,21 @@ internal sealed partial class FanoutWorker(
         status.RecordBatch(batch.Count);
     }
 
-    /// <summary>Takes what the consumer has buffered, waiting at most <paramref name="timeout"/> for the first record.</summary>
-    private static void FillBatch(IConsumer<byte[], byte[]> consumer, List<ConsumeResult<byte[], byte[]>> batch, TimeSpan timeout, CancellationToken stoppingToken)
+    private static long Deliveries(ConsumedBatch batch)
     {
-        while (batch.Count < batch.Capacity && !stoppingToken.IsCancellationRequested)
+        long deliveries = 0;
+        foreach (var work in batch.Channels)
+        {
+            deliveries += (long)work.Records.Count * work.Targets.Length;
+        }
+
+        return deliveries;
+    }
+
+    /// <summary>Takes what the consumer has buffered, waiting at most <paramref name="timeout"/> for the first record.</summary>
+    private static void FillBatch(IConsumer<byte[], byte[]> consumer, List<ConsumeResult<byte[], byte[]>> batch, int limit, TimeSpan timeout, CancellationToken stoppingToken)
+    {
+        while (batch.Count < limit && !stoppingToken.IsCancellationRequested)
         {
             ConsumeResult<byte[], byte[]>? result;
             try
