@@ -21,9 +21,9 @@ internal static class BatchLimit
     /// <param name="maxBatchDeliveries">The configured most deliveries per batch.</param>
     public static int Next(int events, long deliveries, int maxBatchSize, int maxBatchDeliveries)
     {
-        if (events <= 0 || deliveries <= events)
+        if (events <= 0 || deliveries <= 0)
         {
-            // Nothing learned, or at most one target per event: the record limit is the bound.
+            // Nothing learned (no batch yet, or nothing routed): the record limit is the bound.
             return maxBatchSize;
         }
 

@@ -100,6 +100,18 @@ internal sealed class ConsumedBatch(int capacity)
         }
     }
 
+    /// <summary>Node-topic deliveries of a sequenced batch: each record times its channel's target nodes.</summary>
+    public long Deliveries()
+    {
+        long deliveries = 0;
+        foreach (var work in Channels)
+        {
+            deliveries += (long)work.Records.Count * work.Targets.Length;
+        }
+
+        return deliveries;
+    }
+
     /// <summary>For each record in ingress order: its channel's work and its position in it.</summary>
     public (ChannelWork Work, int Position)[] ByRecord()
     {

@@ -268,7 +268,7 @@ internal sealed partial class FanoutWorker(
 
             metrics.Sequenced(Stopwatch.GetElapsedTime(sequencingStarted));
             metrics.Lookups(_reading.Channels.Count, sequencer.LastBatchCacheHits);
-            _batchLimit = BatchLimit.Next(_reading.Count, Deliveries(_reading), _options.MaxBatchSize, _options.MaxBatchDeliveries);
+            _batchLimit = BatchLimit.Next(_reading.Count, _reading.Deliveries(), _options.MaxBatchSize, _options.MaxBatchDeliveries);
             (_held, _reading) = (_reading, _held);
             holding = true;
         }
@@ -293,17 +293,6 @@ internal sealed partial class FanoutWorker(
 
         ProduceBatches(producer, stoppingToken);
         status.RecordBatch(batch.Count);
-    }
-
-    private static long Deliveries(ConsumedBatch batch)
-    {
-        long deliveries = 0;
-        foreach (var work in batch.Channels)
-        {
-            deliveries += (long)work.Records.Count * work.Targets.Length;
-        }
-
-        return deliveries;
     }
 
     /// <summary>Takes what the consumer has buffered, waiting at most <paramref name="timeout"/> for the first record.</summary>
