@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Realtime.Gateway.Connections.Upgrade;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -40,6 +41,7 @@ builder.Services.AddSingleton<AdmissionControl>();
 builder.Services.AddSingleton<DrainCoordinator>();
 builder.Services.AddSingleton<SessionRegistry>();
 builder.Services.AddSingleton<WebSocketKeepAlive>();
+builder.Services.AddSingleton<WebSocketAcceptor>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<WebSocketKeepAlive>());
 builder.Services.AddSingleton<UserLimits>();
 builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-gateway", PipelineTelemetry.GatewayMeter);
@@ -110,9 +112,13 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
     // A client that drips its request headers (slowloris) is dropped once this runs out.
     kestrel.Limits.RequestHeadersTimeout = gatewayOptions.RequestHeadersTimeout;
-    Listen(kestrel, httpEndpoint, HttpProtocols.Http1, tlsCertificate);
+    // Plain WebSocket handshakes skip Kestrel's HTTP/1.1 request state (DirectWebSocketUpgrade).
+    var direct = gatewayOptions.DirectWebSocketUpgrade && !gatewayOptions.EnableCompression
+        ? new DirectWebSocketUpgrade.Limits(kestrel.Limits.KeepAliveTimeout, gatewayOptions.RequestHeadersTimeout, (int)kestrel.Limits.MaxRequestHeadersTotalSize)
+        : null;
+    Listen(kestrel, httpEndpoint, HttpProtocols.Http1, tlsCertificate, direct);
     // Over TLS, HTTP/2 alone is offered by ALPN (h2); over plain http it is h2c with prior knowledge.
-    Listen(kestrel, grpcEndpoint, HttpProtocols.Http2, tlsCertificate);
+    Listen(kestrel, grpcEndpoint, HttpProtocols.Http2, tlsCertificate, direct: null);
 });
 
 builder.WebHost.UseSockets(sockets =>
@@ -226,12 +232,14 @@ static void Listen(
     KestrelServerOptions kestrel,
     Uri endpoint,
     HttpProtocols protocols,
-    Lazy<(X509Certificate2 Certificate, X509Certificate2Collection Chain)> tls)
+    Lazy<(X509Certificate2 Certificate, X509Certificate2Collection Chain)> tls,
+    DirectWebSocketUpgrade.Limits? direct)
 {
     void Configure(ListenOptions listen)
     {
         listen.Protocols = protocols;
-        if (endpoint.Scheme == Uri.UriSchemeHttps)
+        var https = endpoint.Scheme == Uri.UriSchemeHttps;
+        if (https)
         {
             var (certificate, chain) = tls.Value;
             listen.UseHttps(new HttpsConnectionAdapterOptions
@@ -240,6 +248,13 @@ static void Listen(
                 ServerCertificateChain = chain,
                 SslProtocols = GatewayTlsOptions.Protocols,
             });
+        }
+
+        if (direct is not null)
+        {
+            // After UseHttps: it sees the decrypted bytes.
+            var upgrade = new DirectWebSocketUpgrade(listen.ApplicationServices, direct, https);
+            listen.Use(next => connection => upgrade.OnConnectionAsync(connection, next));
         }
     }
 

@@ -1,83 +1,130 @@
+using System.Net.WebSockets;
 using Microsoft.Extensions.Options;
 using Realtime.Gateway.Admission;
 using Realtime.Gateway.Auth;
+using Realtime.Gateway.Connections.Upgrade;
 using Realtime.Gateway.Protocol;
-using Realtime.Gateway.Publishing;
-using Realtime.Gateway.Replay;
-using Realtime.Gateway.Routing;
 
 namespace Realtime.Gateway.Connections;
 
 /// <summary>
-/// <c>GET /ws</c>: authenticates the handshake before any upgrade (a refused client gets an
-/// HTTP status, never a WebSocket), then runs the connection until it ends.
+/// <c>GET /ws</c> on Kestrel's HTTP/1.1 path. Plain handshakes on the HTTP port normally never get
+/// here: <see cref="DirectWebSocketUpgrade"/> takes them first (<c>Gateway:DirectWebSocketUpgrade</c>);
+/// this path answers the rest (a handshake after other requests on a kept-alive connection, one
+/// with compression on, anything the direct path left to Kestrel), with the same checks.
 /// </summary>
-internal static partial class WebSocketEndpoint
+internal static class WebSocketEndpoint
 {
     public const string Path = "/ws";
     public const string JsonSubprotocol = "realtime.v1.json";
     public const string ProtobufSubprotocol = "realtime.v1.proto";
 
     public static IEndpointConventionBuilder MapRealtimeWebSocket(this IEndpointRouteBuilder endpoints) =>
-        endpoints.Map(Path, HandleAsync);
+        endpoints.Map(Path, async (HttpContext context, WebSocketAcceptor acceptor) =>
+        {
+            if (await acceptor.AcceptAsync(context) is { } accepted)
+            {
+                await acceptor.RunAsync(accepted);
+            }
+        });
+}
 
-    private static async Task HandleAsync(
-        HttpContext context,
-        TokenValidator tokens,
-        ConnectionServices services,
-        IOptions<GatewayOptions> options,
-        IHostApplicationLifetime lifetime,
-        AdmissionControl admissionControl,
-        DrainCoordinator drain,
-        WebSocketKeepAlive keepAlive,
-        ILoggerFactory loggers)
+/// <summary>
+/// A WebSocket handshake's checks, in order, and the connection's run: admission, then the
+/// token, then the user's connection count (each refusal a plain HTTP status before any
+/// upgrade: a refused client never holds a socket), then the upgrade.
+/// </summary>
+internal sealed partial class WebSocketAcceptor(
+    TokenValidator tokens,
+    ConnectionServices services,
+    IOptions<GatewayOptions> options,
+    IHostApplicationLifetime lifetime,
+    AdmissionControl admissionControl,
+    DrainCoordinator drain,
+    WebSocketKeepAlive keepAlive,
+    ILoggerFactory loggers)
+{
+    private readonly ILogger _logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
+
+    /// <summary>Runs the checks and accepts; null when the client was refused (the response is written).</summary>
+    public async Task<AcceptedWebSocket?> AcceptAsync(HttpContext context)
     {
-        var logger = loggers.CreateLogger("Realtime.Gateway.WebSocket");
         if (!context.WebSockets.IsWebSocketRequest)
         {
             context.Response.Headers.Upgrade = "websocket";
             await HttpHandshake.RefuseAsync(context, StatusCodes.Status426UpgradeRequired, ErrorCodes.BadRequest, "This endpoint speaks WebSocket only.");
-            return;
+            return null;
         }
 
         // Admission first: it is the cheapest check and protects everything after it.
-        using var admission = await HttpHandshake.AdmitAsync(context, admissionControl, drain, logger);
-        if (admission is null || await HttpHandshake.AuthenticateAsync(context, tokens, logger) is not { } identity)
+        var admission = await HttpHandshake.AdmitAsync(context, admissionControl, drain, _logger);
+        if (admission is null)
         {
-            // Refused before the upgrade: the client sees a plain HTTP status and no socket exists.
-            return;
+            return null;
         }
 
-        await using var userSlot = await HttpHandshake.CountUserConnectionAsync(context, services.UserLimits, identity);
-        if (userSlot is null)
+        UserLimits.UserConnectionLease? userSlot = null;
+        try
         {
-            return;
+            if (await HttpHandshake.AuthenticateAsync(context, tokens, _logger) is not { } identity)
+            {
+                // Refused before the upgrade: the client sees a plain HTTP status and no socket exists.
+                return null;
+            }
+
+            userSlot = await HttpHandshake.CountUserConnectionAsync(context, services.UserLimits, identity);
+            if (userSlot is null)
+            {
+                return null;
+            }
+
+            // The client's order of preference wins; no known subprotocol means JSON (and none is echoed).
+            var subprotocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is WebSocketEndpoint.JsonSubprotocol or WebSocketEndpoint.ProtobufSubprotocol);
+            var format = subprotocol == WebSocketEndpoint.ProtobufSubprotocol ? FrameFormat.Protobuf : FrameFormat.Json;
+            // Pings come from the node's one sweep when the upgrade went through our stream (always
+            // on the HTTP/1.1 listener); the WebSocket's own timer per connection is the fallback.
+            var upgrade = context.Features.Get<IKeepAliveStreamFeature>();
+            var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+            {
+                SubProtocol = subprotocol,
+                KeepAliveInterval = upgrade is null ? options.Value.KeepAliveInterval : TimeSpan.Zero,
+                KeepAliveTimeout = upgrade is null ? options.Value.KeepAliveTimeout : Timeout.InfiniteTimeSpan,
+                DangerousEnableCompression = options.Value.EnableCompression,
+            });
+            var accepted = new AcceptedWebSocket(socket, identity, format, upgrade?.Stream, userSlot, admission);
+            userSlot = null;
+            admission = null;
+            return accepted;
         }
-
-        // The client's order of preference wins; no known subprotocol means JSON (and none is echoed).
-        var subprotocol = context.WebSockets.WebSocketRequestedProtocols.FirstOrDefault(p => p is JsonSubprotocol or ProtobufSubprotocol);
-        var format = subprotocol == ProtobufSubprotocol ? FrameFormat.Protobuf : FrameFormat.Json;
-        // Pings come from the node's one sweep when the upgrade went through our stream (always
-        // on the HTTP/1.1 listener); the WebSocket's own timer per connection is the fallback.
-        var upgrade = context.Features.Get<KeepAliveUpgradeFeature>();
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        finally
         {
-            SubProtocol = subprotocol,
-            KeepAliveInterval = upgrade is null ? options.Value.KeepAliveInterval : TimeSpan.Zero,
-            KeepAliveTimeout = upgrade is null ? options.Value.KeepAliveTimeout : Timeout.InfiniteTimeSpan,
-            DangerousEnableCompression = options.Value.EnableCompression,
-        });
+            if (userSlot is not null)
+            {
+                await userSlot.DisposeAsync();
+            }
 
-        using var connection = new WebSocketConnection(
-            socket,
-            identity,
-            services,
-            format,
-            frameStream: options.Value.EnableCompression ? null : upgrade?.Stream);
-        using var pings = upgrade?.Stream is { } stream ? keepAlive.Track(stream, connection) : null;
-        LogConnected(logger, connection.Id, identity.Subject);
-        await connection.RunAsync(lifetime.ApplicationStopping);
-        LogDisconnected(logger, connection.Id);
+            admission?.Dispose();
+        }
+    }
+
+    /// <summary>Runs an accepted connection until it ends, then releases what it held.</summary>
+    /// <returns>Whether the WebSocket ended with a completed close handshake.</returns>
+    public async Task<bool> RunAsync(AcceptedWebSocket accepted)
+    {
+        await using (accepted)
+        {
+            using var connection = new WebSocketConnection(
+                accepted.Socket,
+                accepted.Identity,
+                services,
+                accepted.Format,
+                frameStream: options.Value.EnableCompression ? null : accepted.Stream);
+            using var pings = accepted.Stream is { } stream ? keepAlive.Track(stream, connection) : null;
+            LogConnected(_logger, connection.Id, accepted.Identity.Subject);
+            await connection.RunAsync(lifetime.ApplicationStopping);
+            LogDisconnected(_logger, connection.Id);
+            return accepted.Socket.State == WebSocketState.Closed;
+        }
     }
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened for {Subject}")]
@@ -85,4 +132,30 @@ internal static partial class WebSocketEndpoint
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed")]
     private static partial void LogDisconnected(ILogger logger, string connectionId);
+}
+
+/// <summary>A WebSocket that passed every check, with what it holds until it ends.</summary>
+internal sealed class AcceptedWebSocket(
+    WebSocket socket,
+    ClientIdentity identity,
+    FrameFormat format,
+    KeepAliveStream? stream,
+    UserLimits.UserConnectionLease userSlot,
+    AdmissionControl.Lease admission) : IAsyncDisposable
+{
+    public WebSocket Socket { get; } = socket;
+
+    public ClientIdentity Identity { get; } = identity;
+
+    public FrameFormat Format { get; } = format;
+
+    /// <summary>The upgraded stream the keep-alive sweep pings through; null on the WebSocket's own keep-alive.</summary>
+    public KeepAliveStream? Stream { get; } = stream;
+
+    public async ValueTask DisposeAsync()
+    {
+        Socket.Dispose();
+        await userSlot.DisposeAsync();
+        admission.Dispose();
+    }
 }

@@ -91,7 +91,7 @@ internal sealed partial class WebSocketKeepAlive(IOptions<GatewayOptions> option
 /// Stands in for the server's upgrade on <c>/ws</c> so the WebSocket is built over a
 /// <see cref="KeepAliveStream"/>; the endpoint finds the stream here after the upgrade.
 /// </summary>
-internal sealed class KeepAliveUpgradeFeature(IHttpUpgradeFeature inner) : IHttpUpgradeFeature
+internal sealed class KeepAliveUpgradeFeature(IHttpUpgradeFeature inner) : IHttpUpgradeFeature, Upgrade.IKeepAliveStreamFeature
 {
     public bool IsUpgradableRequest => inner.IsUpgradableRequest;
 
@@ -113,7 +113,7 @@ internal sealed class KeepAliveUpgradeFeature(IHttpUpgradeFeature inner) : IHttp
         {
             var feature = new KeepAliveUpgradeFeature(upgrade);
             context.Features.Set<IHttpUpgradeFeature>(feature);
-            context.Features.Set(feature);
+            context.Features.Set<Upgrade.IKeepAliveStreamFeature>(feature);
         }
 
         return next(context);
