@@ -43,6 +43,7 @@ builder.Services.AddSingleton<SessionRegistry>();
 builder.Services.AddSingleton<WebSocketKeepAlive>();
 builder.Services.AddSingleton<WebSocketAcceptor>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<WebSocketKeepAlive>());
+builder.Services.AddHostedService<SessionExpirySweep>();
 builder.Services.AddSingleton<UserLimits>();
 builder.Services.AddPipelineTelemetry(builder.Configuration, "realtime-gateway", PipelineTelemetry.GatewayMeter);
 builder.Services.AddSingleton<GatewayMetrics>();

@@ -15,6 +15,9 @@ public sealed class ChannelPatterns
 
     public IReadOnlyList<string> Patterns => _patterns;
 
+    /// <summary>Whether <paramref name="other"/> holds the same patterns in the same order.</summary>
+    public bool SameAs(ChannelPatterns other) => _patterns.AsSpan().SequenceEqual(other._patterns);
+
     public bool Allows(ReadOnlySpan<char> channel)
     {
         foreach (var pattern in _patterns)

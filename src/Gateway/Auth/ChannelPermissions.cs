@@ -42,10 +42,19 @@ public sealed class ChannelPermissions
         string? tenant)
     {
         var common = everyAction.ToList();
-        return new([.. Actions.Select(action => new ChannelPatterns(
-            common.Concat(perAction.TryGetValue(action, out var own) ? own : [])
-                .Select(p => Expand(p, subject, tenant))
-                .OfType<string>()))]);
+        var byAction = new ChannelPatterns[Actions.Length];
+        foreach (var action in Actions)
+        {
+            var patterns = new ChannelPatterns(
+                common.Concat(perAction.TryGetValue(action, out var own) ? own : [])
+                    .Select(p => Expand(p, subject, tenant))
+                    .OfType<string>());
+            // Actions with the same grants (every action, for a token with only `channels`)
+            // share one instance: a connection holds its identity for life.
+            byAction[(int)action] = byAction.FirstOrDefault(known => known is not null && known.SameAs(patterns)) ?? patterns;
+        }
+
+        return new(byAction);
     }
 
     public bool Allows(ChannelAction action, ReadOnlySpan<char> channel) => _byAction[(int)action].Allows(channel);

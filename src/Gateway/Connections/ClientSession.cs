@@ -67,6 +67,9 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// <summary>Guards the cursors: the delivery thread and the connection's own tasks both use them.</summary>
     protected Lock CursorsGate { get; } = new();
 
+    // Only the expiry sweep reads and writes it, one step at a time.
+    private DateTimeOffset _warnedFor = DateTimeOffset.MinValue;
+
     /// <summary>Cancelled when the session closes: stops whatever waits on its behalf (publish slots, replays).</summary>
     protected CancellationToken SessionClosing => _sessionCancellation.Token;
 
@@ -204,31 +207,30 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// Warns the client <see cref="AuthOptions.ExpiryWarning"/> before its token expires and closes
     /// it (4001) at expiry unless a refresh moved the expiry meanwhile.
     /// </summary>
-    private async Task WatchExpiryAsync()
+    /// <summary>
+    /// One step of the token's expiry, from the node's one sweep (<see cref="SessionExpirySweep"/>):
+    /// warns once per expiry time within <c>Auth:ExpiryWarning</c> of it, and closes the session
+    /// once it passed. A refresh moves the expiry, so the next step sees the new one.
+    /// </summary>
+    internal void CheckExpiry(DateTimeOffset now)
     {
-        var warning = Services.Auth.ExpiryWarning;
-        var warnedFor = DateTimeOffset.MinValue;
-        while (!IsClosing)
+        if (IsClosing)
         {
-            var expires = Identity.ExpiresAt;
-            var now = DateTimeOffset.UtcNow;
-            if (now >= expires)
-            {
-                OnTokenExpired();
-                return;
-            }
-
-            if (warnedFor != expires && now >= expires - warning)
-            {
-                warnedFor = expires;
-                OnTokenExpiring(expires - now);
-            }
-
-            var next = warnedFor == expires ? expires : expires - warning;
-            await Task.Delay(Clamp(next - now), SessionClosing).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return;
         }
 
-        static TimeSpan Clamp(TimeSpan wait) => wait < TimeSpan.FromMilliseconds(10) ? TimeSpan.FromMilliseconds(10) : wait > TimeSpan.FromHours(1) ? TimeSpan.FromHours(1) : wait;
+        var expires = Identity.ExpiresAt;
+        if (now >= expires)
+        {
+            OnTokenExpired();
+            return;
+        }
+
+        if (_warnedFor != expires && now >= expires - Services.Auth.ExpiryWarning)
+        {
+            _warnedFor = expires;
+            OnTokenExpiring(expires - now);
+        }
     }
 
     /// <summary>The token expires soon. By default the client is told, so it can refresh.</summary>
@@ -246,7 +248,6 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         {
             Send(Frames.Connected(Id, Services.Node.Id));
             var writer = _writerDone.Task;
-            _ = WatchExpiryAsync();
             try
             {
                 await RunTransportAsync();

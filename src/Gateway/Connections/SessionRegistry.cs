@@ -23,6 +23,15 @@ internal sealed class SessionRegistry
 
     public void Remove(IDisconnectable session) => _sessions.TryRemove(session, out _);
 
+    /// <summary>The open sessions, enumerated without a snapshot (a session may come or go meanwhile).</summary>
+    public IEnumerable<IDisconnectable> Enumerate()
+    {
+        foreach (var pair in _sessions)
+        {
+            yield return pair.Key;
+        }
+    }
+
     /// <summary>Bytes queued for sending over all streaming connections (read when metrics are scraped).</summary>
     public long QueuedBytes() => _sessions.Keys.OfType<ClientSession>().Sum(s => s.QueuedBytes);
 

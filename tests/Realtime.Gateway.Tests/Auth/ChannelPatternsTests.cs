@@ -31,4 +31,23 @@ public sealed class ChannelPatternsTests
         Assert.False(ChannelPatterns.None.Allows("room:9"));
         Assert.False(new ChannelPatterns([""]).Allows(""));
     }
+
+    [Fact]
+    public void Actions_granted_the_same_patterns_share_them_and_the_others_keep_their_own()
+    {
+        var channelsOnly = ChannelPermissions.From(["room:*", "user:{sub}"], new Dictionary<ChannelAction, IReadOnlyList<string>>(), "bob", tenant: null);
+        var subscribe = channelsOnly.For(ChannelAction.Subscribe);
+        Assert.All(Enum.GetValues<ChannelAction>(), action => Assert.Same(subscribe, channelsOnly.For(action)));
+        Assert.Equal(["room:*", "user:bob"], subscribe.Patterns);
+
+        var mixed = ChannelPermissions.From(
+            ["room:*"],
+            new Dictionary<ChannelAction, IReadOnlyList<string>> { [ChannelAction.Publish] = ["feed:*"] },
+            "bob",
+            tenant: null);
+        Assert.Same(mixed.For(ChannelAction.Subscribe), mixed.For(ChannelAction.History));
+        Assert.NotSame(mixed.For(ChannelAction.Subscribe), mixed.For(ChannelAction.Publish));
+        Assert.True(mixed.Allows(ChannelAction.Publish, "feed:1"));
+        Assert.False(mixed.Allows(ChannelAction.Subscribe, "feed:1"));
+    }
 }
