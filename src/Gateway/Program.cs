@@ -115,7 +115,7 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.Limits.RequestHeadersTimeout = gatewayOptions.RequestHeadersTimeout;
     // Plain WebSocket handshakes skip Kestrel's HTTP/1.1 request state (DirectWebSocketUpgrade).
     var direct = gatewayOptions.DirectWebSocketUpgrade && !gatewayOptions.EnableCompression
-        ? new DirectWebSocketUpgrade.Limits(kestrel.Limits.KeepAliveTimeout, gatewayOptions.RequestHeadersTimeout, (int)kestrel.Limits.MaxRequestHeadersTotalSize)
+        ? new DirectWebSocketUpgrade.Limits(kestrel.Limits.KeepAliveTimeout, gatewayOptions.RequestHeadersTimeout, kestrel.Limits.MaxRequestHeadersTotalSize, kestrel.Limits.MaxRequestLineSize)
         : null;
     Listen(kestrel, httpEndpoint, HttpProtocols.Http1, tlsCertificate, direct);
     // Over TLS, HTTP/2 alone is offered by ALPN (h2); over plain http it is h2c with prior knowledge.

@@ -33,7 +33,8 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
     /// <param name="FirstByteTimeout">Silence allowed before the first byte (Kestrel's keep-alive timeout).</param>
     /// <param name="HeadTimeout">Time allowed for the whole head once it started (the request headers timeout).</param>
     /// <param name="MaxHeadBytes">The largest head read here (Kestrel's limit for request headers).</param>
-    public sealed record Limits(TimeSpan FirstByteTimeout, TimeSpan HeadTimeout, int MaxHeadBytes);
+    /// <param name="MaxRequestLineBytes">The longest request line taken here (Kestrel's limit for it).</param>
+    public sealed record Limits(TimeSpan FirstByteTimeout, TimeSpan HeadTimeout, int MaxHeadBytes, int MaxRequestLineBytes);
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
@@ -88,7 +89,7 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
                 timeout.CancelAfter(limits.HeadTimeout);
             }
 
-            var status = UpgradeRequestHead.TryRead(buffer, WebSocketEndpoint.Path, limits.MaxHeadBytes, out var head, out var consumed);
+            var status = UpgradeRequestHead.TryRead(buffer, WebSocketEndpoint.Path, limits.MaxHeadBytes, limits.MaxRequestLineBytes, out var head, out var consumed);
             if (status == UpgradeHeadStatus.Handled)
             {
                 input.AdvanceTo(consumed);

@@ -59,9 +59,10 @@ internal sealed class UpgradeRequestHead
 
     /// <summary>
     /// Reads a handshake for <paramref name="path"/> from <paramref name="buffer"/>. On
-    /// <see cref="UpgradeHeadStatus.Handled"/>, <paramref name="consumed"/> is where the head ends.
+    /// <see cref="UpgradeHeadStatus.Handled"/>, <paramref name="consumed"/> is where the head ends. A head over
+    /// <paramref name="maxHeadBytes"/> or a request line over <paramref name="maxRequestLineBytes"/> is left to Kestrel.
     /// </summary>
-    public static UpgradeHeadStatus TryRead(in ReadOnlySequence<byte> buffer, string path, int maxHeadBytes, out UpgradeRequestHead? head, out SequencePosition consumed)
+    public static UpgradeHeadStatus TryRead(in ReadOnlySequence<byte> buffer, string path, int maxHeadBytes, int maxRequestLineBytes, out UpgradeRequestHead? head, out SequencePosition consumed)
     {
         head = null;
         consumed = buffer.Start;
@@ -72,7 +73,7 @@ internal sealed class UpgradeRequestHead
             : Copy(buffer.Slice(0, length), rented = ArrayPool<byte>.Shared.Rent(length));
         try
         {
-            var status = Read(bytes, path, buffer.Length > maxHeadBytes, out head, out var headLength);
+            var status = Read(bytes, path, buffer.Length > maxHeadBytes, maxRequestLineBytes, out head, out var headLength);
             if (status == UpgradeHeadStatus.Handled)
             {
                 consumed = buffer.GetPosition(headLength);
@@ -95,7 +96,7 @@ internal sealed class UpgradeRequestHead
         return target.AsSpan(0, (int)source.Length);
     }
 
-    private static UpgradeHeadStatus Read(ReadOnlySpan<byte> bytes, string path, bool overLimit, out UpgradeRequestHead? head, out int headLength)
+    private static UpgradeHeadStatus Read(ReadOnlySpan<byte> bytes, string path, bool overLimit, int maxRequestLineBytes, out UpgradeRequestHead? head, out int headLength)
     {
         head = null;
         headLength = 0;
@@ -111,10 +112,16 @@ internal sealed class UpgradeRequestHead
         }
 
         // The request line decides next, before the rest of the head has arrived.
+        // A request line longer than Kestrel allows gets Kestrel's 414.
         var lineEnd = bytes.IndexOf("\r\n"u8);
         if (lineEnd < 0)
         {
-            return overLimit ? UpgradeHeadStatus.NotHandled : UpgradeHeadStatus.Incomplete;
+            return overLimit || bytes.Length >= maxRequestLineBytes ? UpgradeHeadStatus.NotHandled : UpgradeHeadStatus.Incomplete;
+        }
+
+        if (lineEnd + 2 > maxRequestLineBytes)
+        {
+            return UpgradeHeadStatus.NotHandled;
         }
 
         var requestLine = bytes[..lineEnd];

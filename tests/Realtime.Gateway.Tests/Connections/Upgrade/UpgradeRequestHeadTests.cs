@@ -7,6 +7,7 @@ namespace Realtime.Gateway.Tests.Connections.Upgrade;
 public sealed class UpgradeRequestHeadTests
 {
     private const int MaxHead = 16 * 1024;
+    private const int MaxRequestLine = 8 * 1024;
 
     private const string Handshake =
         "GET /ws?access_token=abc&x=1 HTTP/1.1\r\n" +
@@ -19,10 +20,10 @@ public sealed class UpgradeRequestHeadTests
         "Origin: http://127.0.0.1:8080\r\n" +
         "\r\n";
 
-    private static UpgradeHeadStatus Read(string text, out UpgradeRequestHead? head, out long consumed, int maxHead = MaxHead)
+    private static UpgradeHeadStatus Read(string text, out UpgradeRequestHead? head, out long consumed, int maxHead = MaxHead, int maxRequestLine = MaxRequestLine)
     {
         var buffer = new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(text));
-        var status = UpgradeRequestHead.TryRead(buffer, "/ws", maxHead, out head, out var position);
+        var status = UpgradeRequestHead.TryRead(buffer, "/ws", maxHead, maxRequestLine, out head, out var position);
         consumed = buffer.Slice(0, position).Length;
         return status;
     }
@@ -49,7 +50,7 @@ public sealed class UpgradeRequestHeadTests
         var last = first.Append(bytes.AsMemory(50));
         var buffer = new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
 
-        var status = UpgradeRequestHead.TryRead(buffer, "/ws", MaxHead, out var head, out var position);
+        var status = UpgradeRequestHead.TryRead(buffer, "/ws", MaxHead, MaxRequestLine, out var head, out var position);
 
         Assert.Equal(UpgradeHeadStatus.Handled, status);
         Assert.Equal(buffer.End, position);
@@ -106,6 +107,17 @@ public sealed class UpgradeRequestHeadTests
 
         Assert.Equal(UpgradeHeadStatus.NotHandled, Read(large, out _, out _, maxHead: 256));
         Assert.Equal(UpgradeHeadStatus.Incomplete, Read(large[..200], out _, out _, maxHead: 256));
+    }
+
+    [Fact]
+    public void A_request_line_longer_than_kestrel_allows_goes_to_kestrel_which_answers_414()
+    {
+        var longTarget = Handshake.Replace("x=1", "x=" + new string('a', 300), StringComparison.Ordinal);
+
+        Assert.Equal(UpgradeHeadStatus.NotHandled, Read(longTarget, out _, out _, maxRequestLine: 256));
+        Assert.Equal(UpgradeHeadStatus.NotHandled, Read(longTarget[..280], out _, out _, maxRequestLine: 256));
+        Assert.Equal(UpgradeHeadStatus.Incomplete, Read(longTarget[..200], out _, out _, maxRequestLine: 256));
+        Assert.Equal(UpgradeHeadStatus.Handled, Read(longTarget, out _, out _, maxRequestLine: 512));
     }
 
     [Fact]
