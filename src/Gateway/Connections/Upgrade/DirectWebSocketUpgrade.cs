@@ -38,6 +38,18 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        try
+        {
+            await UpgradeOrPassAsync(connection, next);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException && connection.ConnectionClosed.IsCancellationRequested)
+        {
+            // The client went away mid-handshake: nothing to answer and nothing to log.
+        }
+    }
+
+    private async Task UpgradeOrPassAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
         var (status, head) = await ReadHeadAsync(connection);
         switch (status)
         {
