@@ -38,19 +38,23 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        // One method, no wrapper: its state machine is what a direct WebSocket's connection holds for life.
+        UpgradeHeadStatus status;
+        AcceptedWebSocket? accepted = null;
         try
         {
-            await UpgradeOrPassAsync(connection, next);
+            (status, var head) = await ReadHeadAsync(connection);
+            if (status == UpgradeHeadStatus.Handled)
+            {
+                accepted = await HandshakeAsync(connection, head!);
+            }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException && connection.ConnectionClosed.IsCancellationRequested)
         {
             // The client went away mid-handshake: nothing to answer and nothing to log.
+            return;
         }
-    }
 
-    private async Task UpgradeOrPassAsync(ConnectionContext connection, ConnectionDelegate next)
-    {
-        var (status, head) = await ReadHeadAsync(connection);
         switch (status)
         {
             case UpgradeHeadStatus.NotHandled:
@@ -62,14 +66,12 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
                 return;
         }
 
-        var accepted = await HandshakeAsync(connection, head!);
         if (accepted is null)
         {
             return;
         }
 
-        var clean = await _acceptor!.RunAsync(accepted);
-        if (!clean)
+        if (!await _acceptor!.RunAsync(accepted))
         {
             // Aborted or cut (unresponsive, slow, transport error): do not wait for a peer that may
             // never read what is still queued for it.
