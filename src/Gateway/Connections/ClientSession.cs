@@ -204,10 +204,6 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     }
 
     /// <summary>
-    /// Warns the client <see cref="AuthOptions.ExpiryWarning"/> before its token expires and closes
-    /// it (4001) at expiry unless a refresh moved the expiry meanwhile.
-    /// </summary>
-    /// <summary>
     /// One step of the token's expiry, from the node's one sweep (<see cref="SessionExpirySweep"/>):
     /// warns once per expiry time within <c>Auth:ExpiryWarning</c> of it, and closes the session
     /// once it passed. A refresh moves the expiry, so the next step sees the new one.
