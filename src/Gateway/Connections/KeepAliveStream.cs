@@ -2,6 +2,13 @@ using System.Runtime.CompilerServices;
 
 namespace Realtime.Gateway.Connections;
 
+/// <summary>A stream that notes when it last received bytes, on <see cref="Environment.TickCount64"/>.</summary>
+internal interface IReceiveClock
+{
+    /// <summary>When the last read that returned bytes completed (milliseconds of <see cref="Environment.TickCount64"/>).</summary>
+    long LastReceived { get; }
+}
+
 /// <summary>
 /// The upgraded connection's byte stream under a WebSocket, seen by the node's keep-alive sweep
 /// (<see cref="WebSocketKeepAlive"/>): it notes when the client last sent anything and can slip a
@@ -23,6 +30,9 @@ internal sealed class KeepAliveStream(Stream inner, Func<long>? clock = null) : 
 
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly Func<long> _clock = clock ?? Milliseconds;
+    // A stream that notes its own receive times on the same clock is read straight through: a
+    // wrapper around each read would hold one more pending state machine per idle connection.
+    private readonly IReceiveClock? _innerClock = clock is null ? inner as IReceiveClock : null;
     private long _lastReceived = (clock ?? Milliseconds)();
     private long _pingSentAt;
     private int _disposed;
@@ -41,7 +51,7 @@ internal sealed class KeepAliveStream(Stream inner, Func<long>? clock = null) : 
     }
 
     /// <summary>When the client last sent a byte (milliseconds of the clock, <see cref="Environment.TickCount64"/> unless a test gives another).</summary>
-    public long LastReceived => Volatile.Read(ref _lastReceived);
+    public long LastReceived => _innerClock?.LastReceived ?? Volatile.Read(ref _lastReceived);
 
     /// <summary>
     /// One step of the keep-alive: pings a client that has sent nothing for
@@ -128,6 +138,11 @@ internal sealed class KeepAliveStream(Stream inner, Func<long>? clock = null) : 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var read = inner.ReadAsync(buffer, cancellationToken);
+        if (_innerClock is not null)
+        {
+            return read;
+        }
+
         if (read.IsCompletedSuccessfully)
         {
             return new ValueTask<int>(Received(read.Result));

@@ -26,7 +26,8 @@ internal sealed partial class WebSocketConnection : ClientSession
 
     private readonly ILogger _logger;
     private readonly WebSocket _socket;
-    private readonly SemaphoreSlim _publishSlots;
+    // Created by the first publish: most connections only subscribe, and an idle one holds nothing it never uses.
+    private SemaphoreSlim? _publishSlots;
     private readonly WebSocketMessageType _messageType;
     // The upgraded stream under the WebSocket when whole frames may be written to it directly: no
     // compression, and each write to it is one atomic call (KeepAliveStream's gate). Null sends
@@ -44,7 +45,6 @@ internal sealed partial class WebSocketConnection : ClientSession
         _socket = socket;
         _frameStream = frameStream;
         _messageType = format == FrameFormat.Protobuf ? WebSocketMessageType.Binary : WebSocketMessageType.Text;
-        _publishSlots = new SemaphoreSlim(services.Options.MaxInFlightPublishesPerConnection);
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
         _publishes = new TokenBucket(services.Options.PublishesPerSecond, services.Options.PublishesPerSecond, now);
         _subscribes = new TokenBucket(services.Options.SubscribesPerSecond, services.Options.SubscribesPerSecond, now);
@@ -57,7 +57,7 @@ internal sealed partial class WebSocketConnection : ClientSession
 
     public override void Dispose()
     {
-        _publishSlots.Dispose();
+        _publishSlots?.Dispose();
         base.Dispose();
     }
 
@@ -344,6 +344,8 @@ internal sealed partial class WebSocketConnection : ClientSession
         }
 
         // Reading pauses while too many publishes await Kafka: the client's own backpressure.
+        // Only the receive loop gets here, one frame at a time, so the lazy creation needs no lock.
+        _publishSlots ??= new SemaphoreSlim(Services.Options.MaxInFlightPublishesPerConnection);
         await _publishSlots.WaitAsync(SessionClosing);
 
         // The produce is enqueued synchronously, so publishes of this connection reach Kafka in
@@ -388,7 +390,7 @@ internal sealed partial class WebSocketConnection : ClientSession
         {
             try
             {
-                _publishSlots.Release();
+                _publishSlots!.Release();
             }
             catch (ObjectDisposedException)
             {

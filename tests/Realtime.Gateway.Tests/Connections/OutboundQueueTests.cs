@@ -85,4 +85,48 @@ public sealed class OutboundQueueTests
         queue.Sent(again);
         frames.ForEach(f => f.Release());
     }
+
+    [Fact]
+    public void Frames_keep_their_order_however_enqueues_and_dequeues_interleave()
+    {
+        // The first frame waits in a slot of its own and later ones in a queue behind it: whatever
+        // the interleaving, what comes out is what went in, in order.
+        var random = new Random(7);
+        var queue = new OutboundQueue(1_000_000);
+        var expected = new Queue<byte>();
+        var frames = new List<SharedFrame>();
+        for (var step = 0; step < 2_000; step++)
+        {
+            if (random.Next(3) != 0)
+            {
+                var frame = SharedFrame.Copy([(byte)step]);
+                frames.Add(frame);
+                Assert.True(queue.TryEnqueue(new QueuedFrame(frame)));
+                expected.Enqueue((byte)step);
+            }
+            else if (expected.Count > 0)
+            {
+                Assert.True(queue.TryDequeue(out var item));
+                Assert.Equal(expected.Dequeue(), item.Frame.Memory.Span[0]);
+                queue.Sent(item);
+            }
+            else
+            {
+                Assert.False(queue.TryDequeue(out _));
+            }
+
+            Assert.Equal(expected.Count > 0, queue.NeedsWriter);
+        }
+
+        while (expected.Count > 0)
+        {
+            Assert.True(queue.TryDequeue(out var item));
+            Assert.Equal(expected.Dequeue(), item.Frame.Memory.Span[0]);
+            queue.Sent(item);
+        }
+
+        Assert.False(queue.TryDequeue(out _));
+        Assert.Equal(0, queue.QueuedBytes);
+        frames.ForEach(f => f.Release());
+    }
 }

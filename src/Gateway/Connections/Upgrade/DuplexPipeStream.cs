@@ -13,9 +13,13 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// <see cref="System.Net.WebSockets.WebSocket.Abort"/> does) wakes a pending read and flush so
 /// that the connection's loops end; the connection itself is closed by its owner.
 /// </remarks>
-internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream
+internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream, IReceiveClock
 {
     private int _disposed;
+    private long _lastReceived = Environment.TickCount64;
+
+    /// <inheritdoc/>
+    public long LastReceived => Volatile.Read(ref _lastReceived);
 
     public override bool CanRead => true;
 
@@ -62,6 +66,11 @@ internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream
         var count = (int)Math.Min(buffer.Length, destination.Length);
         buffer.Slice(0, count).CopyTo(destination);
         transport.Input.AdvanceTo(buffer.GetPosition(count));
+        if (count > 0)
+        {
+            Volatile.Write(ref _lastReceived, Environment.TickCount64);
+        }
+
         // An empty, completed pipe is the end of the stream: 0, as a socket's orderly close.
         return count;
     }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using Realtime.Gateway.Connections;
 using Realtime.Gateway.Connections.Upgrade;
 
 namespace Realtime.Gateway.Tests.Connections.Upgrade;
@@ -26,6 +27,23 @@ public sealed class DuplexPipeStreamTests
         var buffer = new byte[8];
         Assert.Equal(3, await stream.ReadAsync(buffer, TestContext.Current.CancellationToken));
         Assert.Equal(new byte[] { 1, 2, 3 }, buffer[..3]);
+    }
+
+    [Fact]
+    public async Task The_keep_alive_over_it_sees_when_bytes_last_came_in()
+    {
+        // KeepAliveStream reads this stream straight through and takes the receive time from it.
+        using var keepAlive = new KeepAliveStream(Stream());
+        var before = keepAlive.LastReceived;
+        Assert.True(SpinWait.SpinUntil(() => Environment.TickCount64 >= before + 20, Bound));
+
+        var waiting = keepAlive.ReadAsync(Memory<byte>.Empty, TestContext.Current.CancellationToken).AsTask();
+        await _fromPeer.Writer.WriteAsync(new byte[] { 1 }, TestContext.Current.CancellationToken);
+        Assert.Equal(0, await waiting.WaitAsync(Bound, TestContext.Current.CancellationToken));
+        Assert.Equal(before, keepAlive.LastReceived);
+
+        Assert.Equal(1, await keepAlive.ReadAsync(new byte[4], TestContext.Current.CancellationToken));
+        Assert.True(keepAlive.LastReceived >= before + 20);
     }
 
     [Fact]
