@@ -34,6 +34,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     private int _closeCode;
     private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _pumping;
+    private int _draining;
     private volatile bool _writerStopped;
     private string? _closeReason;
 
@@ -235,11 +236,19 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     /// <summary>The token expired without a refresh.</summary>
     protected virtual void OnTokenExpired() => RequestClose(CloseCodes.TokenExpired, "token expired", dropQueued: false);
 
-    public async Task RunAsync(CancellationToken stopping)
+    /// <summary>Runs the session until its connection ends, then releases what it held (<see cref="OnEndedAsync"/>).</summary>
+    /// <returns>Whether the transport ended cleanly (<see cref="EndedCleanly"/>, read before <see cref="OnEndedAsync"/>).</returns>
+    public async Task<bool> RunAsync()
     {
-        using var stoppingRegistration = stopping.Register(StartDrain);
         Services.Sessions.Add(this);
+        if (Services.Drain.IsDraining)
+        {
+            // The node's drain may have walked the registry before this session was in it.
+            BeginDrain();
+        }
+
         Services.Metrics.Connected(Transport);
+        var cleanly = false;
         try
         {
             Send(Frames.Connected(Id, Services.Node.Id));
@@ -266,13 +275,26 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             }
 
             Queue.Close();
+            cleanly = EndedCleanly;
         }
         finally
         {
             Services.Sessions.Remove(this);
             Services.Metrics.Disconnected(Transport, CloseCode);
+            await OnEndedAsync();
         }
+
+        return cleanly;
     }
+
+    /// <summary>Whether the transport ended with a completed close (read once the session is over).</summary>
+    protected virtual bool EndedCleanly => true;
+
+    /// <summary>
+    /// Runs last, once the session is out of the registry: a transport lets go of what it holds for
+    /// the connection's life here (the session's task is then all that its caller awaits).
+    /// </summary>
+    protected virtual ValueTask OnEndedAsync() => default;
 
     public virtual void Dispose()
     {
@@ -699,9 +721,14 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         cursor.Buffered = null;
     }
 
-    /// <summary>The node is stopping: tell the client when to leave, and close it then.</summary>
-    private void StartDrain()
+    /// <summary>The node is stopping: tell the client when to leave, and close it then. Acts once.</summary>
+    internal void BeginDrain()
     {
+        if (Interlocked.Exchange(ref _draining, 1) != 0)
+        {
+            return;
+        }
+
         var delay = Services.Drain.NextDelay();
         Send(Frames.Reconnect("shutdown", delay));
         _ = Task.Delay(delay).ContinueWith(

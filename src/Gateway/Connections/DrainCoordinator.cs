@@ -5,14 +5,27 @@ namespace Realtime.Gateway.Connections;
 /// client is told to reconnect elsewhere after its own delay, spread over the drain window, so
 /// that a deploy moves its clients gradually instead of all at once. Readiness fails at once.
 /// </summary>
+/// <remarks>
+/// One registration on the stopping token for the node, not one per connection (a callback node
+/// and a delegate each, held by every idle connection): the drain walks the session registry.
+/// A session that starts while the walk runs checks <see cref="IsDraining"/> after it is
+/// registered, so none is missed; <see cref="ClientSession.BeginDrain"/> acts once either way.
+/// </remarks>
 internal sealed class DrainCoordinator
 {
     private readonly TimeSpan _window;
 
-    public DrainCoordinator(Microsoft.Extensions.Options.IOptions<GatewayOptions> options, IHostApplicationLifetime lifetime)
+    public DrainCoordinator(Microsoft.Extensions.Options.IOptions<GatewayOptions> options, IHostApplicationLifetime lifetime, SessionRegistry sessions)
     {
         _window = options.Value.DrainWindow;
         Draining = lifetime.ApplicationStopping;
+        Draining.Register(() =>
+        {
+            foreach (var session in sessions.Enumerate())
+            {
+                (session as ClientSession)?.BeginDrain();
+            }
+        });
     }
 
     public bool IsDraining => Draining.IsCancellationRequested;

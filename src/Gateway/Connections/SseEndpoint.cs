@@ -26,7 +26,6 @@ internal static partial class SseEndpoint
         TokenValidator tokens,
         ConnectionServices services,
         IOptions<GatewayOptions> options,
-        IHostApplicationLifetime lifetime,
         AdmissionControl admissionControl,
         DrainCoordinator drain,
         ILoggerFactory loggers)
@@ -74,7 +73,7 @@ internal static partial class SseEndpoint
             resumeFrom);
         await connection.StartAsync();
         LogOpened(logger, connection.Id, channels.Count);
-        await connection.RunAsync(lifetime.ApplicationStopping);
+        await connection.RunAsync();
         LogClosed(logger, connection.Id);
     }
 

@@ -33,27 +33,48 @@ internal sealed partial class WebSocketConnection : ClientSession
     // compression, and each write to it is one atomic call (KeepAliveStream's gate). Null sends
     // every frame through the WebSocket.
     private readonly Stream? _frameStream;
+    private readonly AcceptedWebSocket _accepted;
+    private readonly IDisposable? _pings;
     private WebSocketFrameBatch? _batch;
     private TokenBucket _publishes;
     private TokenBucket _subscribes;
     private TokenBucket _typing;
 
-    public WebSocketConnection(WebSocket socket, ClientIdentity identity, ConnectionServices services, FrameFormat format, Stream? frameStream = null)
-        : base(identity, services, format)
+    /// <summary>
+    /// The connection owns its accepted WebSocket: when the session ends it stops its keep-alive
+    /// tracking, disposes itself and releases the WebSocket with its admission and per-user slots,
+    /// so its caller holds no state of its own while it runs.
+    /// </summary>
+    public WebSocketConnection(AcceptedWebSocket accepted, ConnectionServices services, Stream? frameStream, WebSocketKeepAlive keepAlive)
+        : base(accepted.Identity, services, accepted.Format)
     {
         _logger = services.Logger;
-        _socket = socket;
+        _accepted = accepted;
+        _socket = accepted.Socket;
         _frameStream = frameStream;
-        _messageType = format == FrameFormat.Protobuf ? WebSocketMessageType.Binary : WebSocketMessageType.Text;
+        _messageType = accepted.Format == FrameFormat.Protobuf ? WebSocketMessageType.Binary : WebSocketMessageType.Text;
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
         _publishes = new TokenBucket(services.Options.PublishesPerSecond, services.Options.PublishesPerSecond, now);
         _subscribes = new TokenBucket(services.Options.SubscribesPerSecond, services.Options.SubscribesPerSecond, now);
         _typing = new TokenBucket(services.Options.TypingEventsPerSecond, 1, now);
+        _pings = accepted.Stream is { } stream ? keepAlive.Track(stream, this) : null;
+        LogOpened(Id, accepted.Identity.Subject);
     }
 
     protected override Telemetry.Transport Transport => Telemetry.Transport.WebSocket;
 
     protected override bool IsTransportClosed => _socket.State is WebSocketState.Closed or WebSocketState.Aborted;
+
+    /// <summary>The close handshake completed; false when the WebSocket was aborted or cut.</summary>
+    protected override bool EndedCleanly => _socket.State == WebSocketState.Closed;
+
+    protected override async ValueTask OnEndedAsync()
+    {
+        _pings?.Dispose();
+        LogClosed(Id);
+        Dispose();
+        await _accepted.DisposeAsync();
+    }
 
     public override void Dispose()
     {
@@ -428,6 +449,12 @@ internal sealed partial class WebSocketConnection : ClientSession
 
         return true;
     }
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened for {Subject}")]
+    private partial void LogOpened(string connectionId, string subject);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed")]
+    private partial void LogClosed(string connectionId);
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Publish on connection {ConnectionId} failed: {Reason}")]
     private partial void LogPublishFailed(string connectionId, string reason);

@@ -38,7 +38,6 @@ internal sealed partial class WebSocketAcceptor(
     TokenValidator tokens,
     ConnectionServices services,
     IOptions<GatewayOptions> options,
-    IHostApplicationLifetime lifetime,
     AdmissionControl admissionControl,
     DrainCoordinator drain,
     WebSocketKeepAlive keepAlive,
@@ -107,31 +106,14 @@ internal sealed partial class WebSocketAcceptor(
         }
     }
 
-    /// <summary>Runs an accepted connection until it ends, then releases what it held.</summary>
+    /// <summary>Runs an accepted connection until it ends; the connection releases what it held (it owns <paramref name="accepted"/>).</summary>
     /// <returns>Whether the WebSocket ended with a completed close handshake.</returns>
-    public async Task<bool> RunAsync(AcceptedWebSocket accepted)
+    public Task<bool> RunAsync(AcceptedWebSocket accepted)
     {
-        await using (accepted)
-        {
-            using var connection = new WebSocketConnection(
-                accepted.Socket,
-                accepted.Identity,
-                services,
-                accepted.Format,
-                frameStream: options.Value.EnableCompression ? null : accepted.Stream);
-            using var pings = accepted.Stream is { } stream ? keepAlive.Track(stream, connection) : null;
-            LogConnected(_logger, connection.Id, accepted.Identity.Subject);
-            await connection.RunAsync(lifetime.ApplicationStopping);
-            LogDisconnected(_logger, connection.Id);
-            return accepted.Socket.State == WebSocketState.Closed;
-        }
+        // Not an async method: the connection's own task is all an open WebSocket is awaited through.
+        var connection = new WebSocketConnection(accepted, services, frameStream: options.Value.EnableCompression ? null : accepted.Stream, keepAlive);
+        return connection.RunAsync();
     }
-
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Debug, Message = "Connection {ConnectionId} opened for {Subject}")]
-    private static partial void LogConnected(ILogger logger, string connectionId, string subject);
-
-    [LoggerMessage(EventId = 5002, Level = LogLevel.Debug, Message = "Connection {ConnectionId} closed")]
-    private static partial void LogDisconnected(ILogger logger, string connectionId);
 }
 
 /// <summary>A WebSocket that passed every check, with what it holds until it ends.</summary>
