@@ -32,7 +32,9 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
     private readonly CancellationTokenSource _sessionCancellation = new();
     private readonly ILogger _logger;
     private int _closeCode;
-    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Created when the writer ends or the session waits for it, whichever comes first: an open
+    // connection holds no completion source (and its task) for the whole of its life.
+    private TaskCompletionSource? _writerDone;
     private int _pumping;
     private int _draining;
     private volatile bool _writerStopped;
@@ -252,7 +254,6 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         try
         {
             Send(Frames.Connected(Id, Services.Node.Id));
-            var writer = _writerDone.Task;
             try
             {
                 await RunTransportAsync();
@@ -267,6 +268,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
                 RequestClose(CloseCodes.Normal, null, dropQueued: false);
             }
 
+            var writer = WriterDone.Task;
             if (await Task.WhenAny(writer, Task.Delay(CloseTimeout * 2, CancellationToken.None)) != writer)
             {
                 // The writer is stuck on a client that does not read: cut the TCP connection.
@@ -286,6 +288,9 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
 
         return cleanly;
     }
+
+    private TaskCompletionSource WriterDone =>
+        LazyInitializer.EnsureInitialized(ref _writerDone, static () => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
 
     /// <summary>Whether the transport ended with a completed close (read once the session is over).</summary>
     protected virtual bool EndedCleanly => true;
@@ -803,7 +808,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
             // The peer is gone; nothing left to send to.
             _writerStopped = true;
             LogWriterEnded(Id, e.GetType().Name, e.Message);
-            _writerDone.TrySetResult();
+            WriterDone.TrySetResult();
         }
     }
 
@@ -821,7 +826,7 @@ internal abstract partial class ClientSession : IFrameSink, IDisconnectable, IDi
         }
         finally
         {
-            _writerDone.TrySetResult();
+            WriterDone.TrySetResult();
         }
     }
 
