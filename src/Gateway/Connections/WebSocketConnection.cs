@@ -25,7 +25,6 @@ internal sealed partial class WebSocketConnection : ClientSession
     private const int BatchLimitBytes = 32 * 1024;
 
     private readonly ILogger _logger;
-    private readonly WebSocket _socket;
     // Created by the first publish: most connections only subscribe, and an idle one holds nothing it never uses.
     private SemaphoreSlim? _publishSlots;
     private readonly WebSocketMessageType _messageType;
@@ -50,7 +49,6 @@ internal sealed partial class WebSocketConnection : ClientSession
     {
         _logger = services.Logger;
         _accepted = accepted;
-        _socket = accepted.Socket;
         _frameStream = frameStream;
         _messageType = accepted.Format == FrameFormat.Protobuf ? WebSocketMessageType.Binary : WebSocketMessageType.Text;
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -63,10 +61,12 @@ internal sealed partial class WebSocketConnection : ClientSession
 
     protected override Telemetry.Transport Transport => Telemetry.Transport.WebSocket;
 
-    protected override bool IsTransportClosed => _socket.State is WebSocketState.Closed or WebSocketState.Aborted;
+    private WebSocket Socket => _accepted.Socket;
+
+    protected override bool IsTransportClosed => Socket.State is WebSocketState.Closed or WebSocketState.Aborted;
 
     /// <summary>The close handshake completed; false when the WebSocket was aborted or cut.</summary>
-    protected override bool EndedCleanly => _socket.State == WebSocketState.Closed;
+    protected override bool EndedCleanly => Socket.State == WebSocketState.Closed;
 
     protected override async ValueTask OnEndedAsync()
     {
@@ -93,7 +93,7 @@ internal sealed partial class WebSocketConnection : ClientSession
     {
         if (_frameStream is null || (!more && _batch is not { Length: > 0 }))
         {
-            return _socket.SendAsync(item.Frame.Memory, _messageType, endOfMessage: true, CancellationToken.None);
+            return Socket.SendAsync(item.Frame.Memory, _messageType, endOfMessage: true, CancellationToken.None);
         }
 
         var batch = _batch ??= new WebSocketFrameBatch(BatchLimitBytes);
@@ -119,7 +119,7 @@ internal sealed partial class WebSocketConnection : ClientSession
 
         if (!batch.TryAppend(_messageType, item.Frame.Memory.Span))
         {
-            await _socket.SendAsync(item.Frame.Memory, _messageType, endOfMessage: true, CancellationToken.None);
+            await Socket.SendAsync(item.Frame.Memory, _messageType, endOfMessage: true, CancellationToken.None);
         }
         else if (!more)
         {
@@ -134,9 +134,9 @@ internal sealed partial class WebSocketConnection : ClientSession
         try
         {
             // What the WebSocket's own SendAsync refuses, a batch must not slip past it.
-            if (_socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+            if (Socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
             {
-                throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {_socket.State}; queued frames were not sent.");
+                throw new WebSocketException(WebSocketError.InvalidState, $"The WebSocket is {Socket.State}; queued frames were not sent.");
             }
 
             await _frameStream!.WriteAsync(batch.Written, CancellationToken.None);
@@ -154,19 +154,19 @@ internal sealed partial class WebSocketConnection : ClientSession
     public void AbortUnresponsive()
     {
         RequestClose(CloseCodes.Unresponsive, "no answer to ping", dropQueued: true);
-        _socket.Abort();
+        Socket.Abort();
     }
 
     protected override async Task CloseTransportAsync(int code, string? reason, CancellationToken cancellationToken)
     {
         // 1006 only names why the connection was cut; it never goes on the wire.
-        if (code != CloseCodes.Unresponsive && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        if (code != CloseCodes.Unresponsive && Socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
-            await _socket.CloseOutputAsync((WebSocketCloseStatus)code, reason, cancellationToken);
+            await Socket.CloseOutputAsync((WebSocketCloseStatus)code, reason, cancellationToken);
         }
     }
 
-    protected override void Abort() => _socket.Abort();
+    protected override void Abort() => Socket.Abort();
 
     /// <summary>
     /// Reads are never cancelled: cancelling a WebSocket read aborts the socket, and a closing
@@ -182,7 +182,7 @@ internal sealed partial class WebSocketConnection : ClientSession
             {
                 // Zero-byte read: an idle connection holds no receive buffer, here or in the
                 // pool's hands (a buffer is rented per message and returned once it is handled).
-                var result = await _socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+                var result = await Socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return;
@@ -210,7 +210,7 @@ internal sealed partial class WebSocketConnection : ClientSession
                     }
 
                     var room = Math.Min(buffer.Length, maxMessage) - count;
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(count, room), CancellationToken.None);
+                    result = await Socket.ReceiveAsync(buffer.AsMemory(count, room), CancellationToken.None);
                     count += result.Count;
                 }
 

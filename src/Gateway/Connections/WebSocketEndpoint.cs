@@ -34,7 +34,7 @@ internal static class WebSocketEndpoint
 /// token, then the user's connection count (each refusal a plain HTTP status before any
 /// upgrade: a refused client never holds a socket), then the upgrade.
 /// </summary>
-internal sealed partial class WebSocketAcceptor(
+internal sealed class WebSocketAcceptor(
     TokenValidator tokens,
     ConnectionServices services,
     IOptions<GatewayOptions> options,
