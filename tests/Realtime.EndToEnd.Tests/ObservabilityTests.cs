@@ -52,6 +52,22 @@ public sealed class ObservabilityTests(ObservabilityTests.Pipeline shared, ITest
     }
 
     [Fact]
+    public async Task The_gateway_and_the_fanout_export_the_runtimes_garbage_collections_and_memory()
+    {
+        foreach (var service in new[] { Stack.Gateways[0].Http, Stack.FanoutHttp[0] })
+        {
+            var samples = await PrometheusText.ScrapeAsync(service);
+            foreach (var generation in new[] { "gen0", "gen1", "gen2" })
+            {
+                Assert.Contains(samples, s => s.Name == "dotnet_gc_collections_total" && s.Labels.GetValueOrDefault("gc_heap_generation") == generation);
+            }
+
+            Assert.Contains(samples, s => s.Name == "dotnet_gc_pause_time_seconds_total");
+            Assert.True(samples.Sum("dotnet_process_memory_working_set_bytes") > 0, $"no working set from {service}");
+        }
+    }
+
+    [Fact]
     public async Task The_end_to_end_latency_histogram_counts_every_delivered_event()
     {
         const int Subscribers = 3, Events = 20;

@@ -20,6 +20,12 @@ public static class PipelineTelemetry
     public const string LagMeter = "Realtime.Lag";
     public const string LatencyMeter = "Realtime.Latency";
 
+    /// <summary>
+    /// The runtime's own meter (.NET 9+): GC collections, pause time and heap, thread-pool queue,
+    /// lock contention. Its instruments are observed only when scraped.
+    /// </summary>
+    public const string RuntimeMeter = "System.Runtime";
+
     /// <summary>Spans of the delivery path: publish, route (fanout), deliver (gateway).</summary>
     public static readonly ActivitySource Tracing = new("Realtime.Pipeline");
 
@@ -36,7 +42,7 @@ public static class PipelineTelemetry
             .ConfigureResource(resource => resource.AddService(serviceName))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter([.. meters, LagMeter, LatencyMeter]);
+                metrics.AddMeter([.. meters, LagMeter, LatencyMeter, RuntimeMeter]);
                 if (options.PrometheusEnabled)
                 {
                     // No response cache: a scrape always sees what happened before it.
