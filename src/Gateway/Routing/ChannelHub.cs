@@ -46,8 +46,8 @@ internal interface IFrameSink
 /// removes it.
 /// </summary>
 /// <remarks>
-/// Dispatch reads an immutable subscriber array swapped on change, so delivering an event
-/// takes no lock. Route transitions of one channel are serialised by that channel's gate;
+/// Dispatch reads the channel's subscriber array (<see cref="ChannelSubscribers"/>), so delivering
+/// an event takes no lock once the array is built. Route transitions of one channel are serialised by that channel's gate;
 /// channels never wait for each other.
 /// </remarks>
 internal sealed class ChannelHub(RouteRegistry routes)
@@ -69,7 +69,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
                     continue;
                 }
 
-                if (Array.IndexOf(entry.Subscribers, sink) >= 0)
+                if (entry.Subscribers.Contains(sink))
                 {
                     return false;
                 }
@@ -81,12 +81,12 @@ internal sealed class ChannelHub(RouteRegistry routes)
                     entry.RouteRegistered = true;
                 }
 
-                entry.Subscribers = [.. entry.Subscribers, sink];
+                entry.Subscribers.Add(sink);
                 return true;
             }
             finally
             {
-                if (entry.Subscribers.Length == 0 && !entry.Removed)
+                if (entry.Subscribers.Count == 0 && !entry.Removed)
                 {
                     // Route registration failed for the first subscriber: leave no empty entry.
                     entry.Removed = true;
@@ -110,14 +110,12 @@ internal sealed class ChannelHub(RouteRegistry routes)
         await entry.Gate.WaitAsync();
         try
         {
-            var index = Array.IndexOf(entry.Subscribers, sink);
-            if (entry.Removed || index < 0)
+            if (entry.Removed || !entry.Subscribers.Remove(sink))
             {
                 return false;
             }
 
-            entry.Subscribers = entry.Subscribers.Length == 1 ? [] : [.. entry.Subscribers.Where((_, i) => i != index)];
-            if (entry.Subscribers.Length == 0)
+            if (entry.Subscribers.Count == 0)
             {
                 entry.Removed = true;
                 _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
@@ -147,7 +145,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
             return 0;
         }
 
-        var subscribers = entry.Subscribers;
+        var subscribers = entry.Subscribers.Snapshot();
         FanoutWrites.Deliver(subscribers, channel, outgoing);
         return subscribers.Length;
     }
@@ -160,13 +158,13 @@ internal sealed class ChannelHub(RouteRegistry routes)
     {
         foreach (var channel in channels)
         {
-            if (!_channels.TryGetValue(channel, out var entry) || entry.Subscribers.Length == 0)
+            if (!_channels.TryGetValue(channel, out var entry) || entry.Subscribers.Count == 0)
             {
                 continue;
             }
 
             var head = await history.HeadAsync(channel);
-            foreach (var sink in entry.Subscribers)
+            foreach (var sink in entry.Subscribers.Snapshot())
             {
                 sink.CatchUp(channel, head);
             }
@@ -181,7 +179,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
     {
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
-        public volatile IFrameSink[] Subscribers = [];
+        public ChannelSubscribers Subscribers { get; } = new();
 
         public bool RouteRegistered;
 
