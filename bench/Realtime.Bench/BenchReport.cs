@@ -82,7 +82,7 @@ internal static class BenchReport
                     foreach (var step in json["runs"]!.AsArray())
                     {
                         text.AppendLine(CultureInfo.InvariantCulture,
-                            $"| `{name}` | {json["target"]} | {step!["connections"]} | {step["rssKiBPerConnection"]} | {step["pssKiBPerConnection"]} | {step["marginalRssKiBPerConnection"]} | {step["idleCpuPercent"]} | {step["rssMiB"]} | {Ratio(runs, json, j => LastStep(j, "rssKiBPerConnection"))} |");
+                            $"| `{name}` | {json["target"]} | {step!["connections"]} | {step["rssKiBPerConnection"]} | {step["pssKiBPerConnection"]} | {step["marginalRssKiBPerConnection"]} | {step["idleCpuPercent"]} | {step["rssMiB"]} | {Ratio(runs, json, j => AtStep(j, (int)step["connections"]!, "rssKiBPerConnection"))} |");
                     }
                 }
 
@@ -134,9 +134,10 @@ internal static class BenchReport
         }
     }
 
-    private static double? LastStep(JsonObject json, string field) => (double?)json["runs"]?.AsArray().LastOrDefault()?[field];
+    /// <summary>A W1 figure at one step (connection count): each step's ratio is against the peer's same step.</summary>
+    private static double? AtStep(JsonObject json, int connections, string field) =>
+        (double?)json["runs"]?.AsArray().FirstOrDefault(step => (int?)step?["connections"] == connections)?[field];
 
-    /// <summary>For our run: "ours / signalr, ours / socketio" against the peers' runs with the same parameters.</summary>
     /// <summary>The CPU seconds of the run's process whose name starts with <paramref name="prefix"/>, or "-".</summary>
     private static string ProcessCpu(JsonNode run, string prefix) =>
         run["processes"]?.AsArray().FirstOrDefault(p => ((string?)p?["name"])?.StartsWith(prefix, StringComparison.Ordinal) == true)?["cpuSeconds"]?.ToString() ?? "-";
@@ -145,6 +146,7 @@ internal static class BenchReport
     private static string BackAt(JsonObject json, int percent) =>
         (json["reconnectedPercentilesSeconds"] as JsonArray)?.OfType<JsonArray>().FirstOrDefault(p => (int?)p[0] == percent)?[1]?.ToString() ?? "–";
 
+    /// <summary>For our run: "ours / signalr, ours / socketio" against the peers' runs with the same parameters.</summary>
     private static string Ratio(List<(string Name, JsonObject Json)> runs, JsonObject ours, Func<JsonObject, double?> value)
     {
         if ((string?)ours["target"] != "realtime" || value(ours) is not { } mine)
