@@ -47,8 +47,8 @@ internal interface IFrameSink
 /// </summary>
 /// <remarks>
 /// Dispatch reads the channel's subscriber array (<see cref="ChannelSubscribers"/>), so delivering
-/// an event takes no lock once the array is built. Route transitions of one channel are serialised by that channel's gate;
-/// channels never wait for each other.
+/// an event takes no lock once the array is built. Route transitions of one channel are
+/// serialised by that channel's gate; channels never wait for each other.
 /// </remarks>
 internal sealed class ChannelHub(RouteRegistry routes)
 {
