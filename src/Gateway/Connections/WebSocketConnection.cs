@@ -200,6 +200,7 @@ internal sealed partial class WebSocketConnection : ClientSession
                         if (count >= maxMessage)
                         {
                             RequestClose(CloseCodes.MessageTooBig, $"message larger than {maxMessage} bytes", dropQueued: false);
+                            await DrainUntilCloseAsync(buffer);
                             return;
                         }
 
@@ -225,6 +226,7 @@ internal sealed partial class WebSocketConnection : ClientSession
                         CloseCodes.UnsupportedData,
                         Format == FrameFormat.Protobuf ? "text messages are not part of the protobuf protocol" : "binary messages are not part of the JSON protocol",
                         dropQueued: false);
+                    await DrainUntilCloseAsync(buffer);
                     return;
                 }
 
@@ -254,6 +256,20 @@ internal sealed partial class WebSocketConnection : ClientSession
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+    }
+
+    /// <summary>
+    /// After closing on bad input: reads and drops what the client still sends until its close
+    /// reply, so that TCP ends after the close handshake. Ending at once would cut the connection
+    /// (it did not close cleanly) while our close frame may still be on its way, and the reset can
+    /// take the frame with it: the client would not learn the close code. A client that never
+    /// answers is cut by the session's close timeout.
+    /// </summary>
+    private async Task DrainUntilCloseAsync(byte[] buffer)
+    {
+        while ((await Socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None)).MessageType != WebSocketMessageType.Close)
+        {
         }
     }
 
