@@ -454,6 +454,21 @@ public sealed class HostileInputTests(HostileInputTests.Pipeline shared, ITestOu
             await bystander.CheckAsync(name);
         }
 
+        // On a PublishStream, the event before the bad bytes is answered, then the call ends.
+        var stream = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "realtime.v1.Publisher", "PublishStream", raw, raw);
+        using (var call = invoker.AsyncDuplexStreamingCall(stream, null, new CallOptions(Stack.ServiceAuth("room:*"), DateTime.UtcNow.AddSeconds(10))))
+        {
+            var valid = new PublishRequest { Channel = $"room:{Guid.NewGuid():N}", EventType = "e", Payload = ByteString.CopyFromUtf8("1") };
+            await call.RequestStream.WriteAsync(valid.ToByteArray());
+            await call.RequestStream.WriteAsync([0xFF, 0xFF, 0xFF, 0x00, 0x13, 0x37]);
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+            Assert.Equal(PublishStreamResponse.OutcomeOneofCase.Result, PublishStreamResponse.Parser.ParseFrom(call.ResponseStream.Current).OutcomeCase);
+            var ended = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+            output.WriteLine($"stream with random bytes: {ended.StatusCode} {ended.Status.Detail}");
+            Assert.Equal(StatusCode.InvalidArgument, ended.StatusCode);
+            await bystander.CheckAsync("stream with random bytes");
+        }
+
         // Valid calls still reach the services, and server reflection still lists them.
         var ok = await Stack.PublisherClient(0).PublishAsync(
             new PublishRequest { Channel = $"room:{Guid.NewGuid():N}", EventType = "e", Payload = ByteString.CopyFromUtf8("1") },

@@ -81,6 +81,46 @@ public sealed class RevocationTests(RevocationTests.Pipeline shared, ITestOutput
     }
 
     [Fact]
+    public async Task A_publish_stream_of_a_revoked_subject_ends_with_unauthenticated_on_its_next_event()
+    {
+        var service = $"service-{Guid.NewGuid():N}";
+        var channel = $"room:{Guid.NewGuid():N}";
+        using var call = Stack.PublisherClient(1).PublishStream(new Metadata { { "authorization", $"Bearer {Stack.Token(service, "room:*")}" } }, deadline: DateTime.UtcNow.AddSeconds(30));
+        await call.RequestStream.WriteAsync(Event(channel, 0));
+        Assert.True(await call.ResponseStream.MoveNext());
+        Assert.Equal(PublishStreamResponse.OutcomeOneofCase.Result, call.ResponseStream.Current.OutcomeCase);
+
+        await SessionsClient(0).RevokeSessionsAsync(new RevokeSessionsRequest { Subject = service, Reason = "key leaked" }, Admin(), deadline: DateTime.UtcNow.AddSeconds(10));
+
+        // The revocation reaches gateway 1 over Kafka: until then its events are answered, and
+        // the first event after it ends the call (bounded: 100 events, 50 ms apart).
+        RpcException? ended = null;
+        for (var n = 1; n <= 100 && ended is null; n++)
+        {
+            try
+            {
+                await call.RequestStream.WriteAsync(Event(channel, n));
+                Assert.True(await call.ResponseStream.MoveNext());
+                Assert.Equal(PublishStreamResponse.OutcomeOneofCase.Result, call.ResponseStream.Current.OutcomeCase);
+                await Task.Delay(50, CancellationToken.None);
+            }
+            catch (RpcException e)
+            {
+                ended = e;
+            }
+            catch (InvalidOperationException)
+            {
+                // Written after the call ended: its status is what the response stream ends with.
+                ended = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+            }
+        }
+
+        Assert.NotNull(ended);
+        Assert.Equal(StatusCode.Unauthenticated, ended.StatusCode);
+        Assert.Contains("Revoked", ended.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Only_admins_may_revoke_and_bad_requests_are_refused()
     {
         var sessions = SessionsClient(0);
@@ -94,6 +134,9 @@ public sealed class RevocationTests(RevocationTests.Pipeline shared, ITestOutput
         var badChannel = await Assert.ThrowsAsync<RpcException>(() => sessions.RevokeChannelAccessAsync(new RevokeChannelAccessRequest { Subject = "x", Channel = "bad name" }, Admin()).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, badChannel.StatusCode);
     }
+
+    private static PublishRequest Event(string channel, int n) =>
+        new() { Channel = channel, EventType = "stream.test", Payload = Google.Protobuf.ByteString.CopyFromUtf8(n.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
 
     private Sessions.SessionsClient SessionsClient(int gateway) => new(Stack.GrpcChannelTo(gateway));
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Threading.Channels;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -17,10 +18,16 @@ namespace Realtime.Gateway.Grpc;
 internal sealed class PublisherService(
     TokenValidator tokens,
     ChannelAuthorizer authorizer,
+    RevocationList revocations,
     EventFactory events,
     EventPublisher publisher,
+    Connections.DrainCoordinator drain,
+    TimeProvider time,
     IOptions<GatewayOptions> options) : Publisher.PublisherBase
 {
+    /// <summary>Appends a response to the HTTP/2 stream without flushing it.</summary>
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
+
     private readonly GatewayOptions _options = options.Value;
 
     public override async Task<PublishResponse> Publish(PublishRequest request, ServerCallContext context)
@@ -72,6 +79,141 @@ internal sealed class PublisherService(
         var response = new PublishBatchResponse();
         response.Results.AddRange(await Task.WhenAll(publishes));
         return response;
+    }
+
+    /// <summary>
+    /// One authentication for a stream of events. The reading loop prepares, reserves and starts
+    /// each event's produce in request order (as <see cref="PublishBatch"/> does) and queues its
+    /// outcome; one writer answers the queue in order. The queue holds at most
+    /// <see cref="GatewayOptions.MaxBatchEvents"/> outcomes, so a caller that stops reading its
+    /// responses stops the reading loop too, instead of growing what the gateway holds.
+    /// </summary>
+    public override async Task PublishStream(IAsyncStreamReader<PublishRequest> requestStream, IServerStreamWriter<PublishStreamResponse> responseStream, ServerCallContext context)
+    {
+        var identity = await AuthenticateAsync(context);
+        var outcomes = Channel.CreateBounded<Task<PublishStreamResponse>>(new BoundedChannelOptions(_options.MaxBatchEvents) { SingleReader = true, SingleWriter = true });
+        var answering = AnswerInOrderAsync(outcomes, responseStream);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, drain.Draining);
+        Status? end = null;
+        try
+        {
+            while (await requestStream.MoveNext(reading.Token))
+            {
+                if (StreamRefusal(identity) is { } refused)
+                {
+                    end = refused;
+                    break;
+                }
+
+                await outcomes.Writer.WriteAsync(await AcceptAsync(identity, requestStream.Current, context.CancellationToken), context.CancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (drain.IsDraining && !context.CancellationToken.IsCancellationRequested)
+        {
+            end = new Status(StatusCode.Unavailable, "The gateway is shutting down. Every event read was answered; send the others on a new stream.");
+        }
+        catch (RpcException e)
+        {
+            // A request that is not a PublishRequest: what was read before it is still answered.
+            end = e.Status;
+        }
+        catch (ChannelClosedException)
+        {
+            // Answering failed; awaiting it below ends the call with its reason.
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException && context.CancellationToken.IsCancellationRequested)
+        {
+            // The caller went away: nobody is left to answer.
+            outcomes.Writer.TryComplete();
+            await IgnoreFailureAsync(answering);
+            return;
+        }
+        finally
+        {
+            outcomes.Writer.TryComplete();
+        }
+
+        await answering;
+        if (end is { } status)
+        {
+            throw new RpcException(status);
+        }
+    }
+
+    /// <summary>Why a stream authenticated at its start may publish no further: checked before each event.</summary>
+    private Status? StreamRefusal(ClientIdentity identity) =>
+        time.GetUtcNow() >= identity.ExpiresAt ? new Status(StatusCode.Unauthenticated, "Token refused: Expired. Open a new stream with a fresh token.")
+        : revocations.IsRevoked(identity) ? new Status(StatusCode.Unauthenticated, "Token refused: Revoked.")
+        : null;
+
+    private static async Task IgnoreFailureAsync(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException or ChannelClosedException)
+        {
+            // Writes to a call that has ended.
+        }
+    }
+
+    /// <summary>Starts one event of a stream; the task it returns is that event's answer, an error response for a refused event.</summary>
+    private async ValueTask<Task<PublishStreamResponse>> AcceptAsync(ClientIdentity identity, PublishRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var envelope = await PrepareAsync(identity, request, index: null);
+            return await ReserveAsync(envelope, cancellationToken) is { } earlier
+                ? Task.FromResult(new PublishStreamResponse { Result = earlier })
+                : AnswerAsync(PublishOneAsync(envelope, cancellationToken));
+        }
+        catch (RpcException e)
+        {
+            return Task.FromResult(Refused(e.Status));
+        }
+    }
+
+    private static async Task<PublishStreamResponse> AnswerAsync(Task<PublishResponse> publish)
+    {
+        try
+        {
+            return new PublishStreamResponse { Result = await publish };
+        }
+        catch (RpcException e)
+        {
+            return Refused(e.Status);
+        }
+    }
+
+    private static PublishStreamResponse Refused(Status status) =>
+        new() { Error = new PublishError { Code = (int)status.StatusCode, Message = status.Detail } };
+
+    /// <summary>
+    /// Writes each outcome once it completes, in request order. A write is flushed only when the
+    /// next outcome is not ready yet, so acknowledgements that complete together (a produce batch's
+    /// delivery reports) leave in one write.
+    /// </summary>
+    private static async Task AnswerInOrderAsync(Channel<Task<PublishStreamResponse>> outcomes, IServerStreamWriter<PublishStreamResponse> responses)
+    {
+        try
+        {
+            while (await outcomes.Reader.WaitToReadAsync())
+            {
+                while (outcomes.Reader.TryRead(out var next))
+                {
+                    var response = await next;
+                    responses.WriteOptions = outcomes.Reader.TryPeek(out var after) && after.IsCompleted ? Buffered : null;
+                    await responses.WriteAsync(response);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            // The caller is gone: the reading loop must not wait for room that will never come.
+            outcomes.Writer.TryComplete(e);
+            throw;
+        }
     }
 
     private async Task<PublishResponse?> ReserveAsync(EventEnvelope envelope, CancellationToken cancellationToken)

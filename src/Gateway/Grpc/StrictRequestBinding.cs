@@ -30,6 +30,7 @@ internal static class StrictRequestBinding
             ArgumentNullException.ThrowIfNull(binder);
             binder.AddMethod(Unary<PublishRequest, PublishResponse>(Descriptor, "Publish", PublishRequest.Parser), (UnaryServerMethod<PublishRequest, PublishResponse>?)null);
             binder.AddMethod(Unary<PublishBatchRequest, PublishBatchResponse>(Descriptor, "PublishBatch", PublishBatchRequest.Parser), (UnaryServerMethod<PublishBatchRequest, PublishBatchResponse>?)null);
+            binder.AddMethod(Duplex<PublishRequest, PublishStreamResponse>(Descriptor, "PublishStream", PublishRequest.Parser), (DuplexStreamingServerMethod<PublishRequest, PublishStreamResponse>?)null);
         }
     }
 
@@ -61,7 +62,17 @@ internal static class StrictRequestBinding
     private static Method<TRequest, TResponse> Unary<TRequest, TResponse>(ServiceDescriptor service, string name, MessageParser<TRequest> parser)
         where TRequest : class, IMessage<TRequest>
         where TResponse : class, IMessage<TResponse> =>
-        new(MethodType.Unary, service.FullName, name, Marshallers.Create(Serialize, context => Parse(context, parser)), Marshallers.Create<TResponse>(Serialize, _ => throw new NotSupportedException("Responses are only written.")));
+        Strict<TRequest, TResponse>(MethodType.Unary, service, name, parser);
+
+    private static Method<TRequest, TResponse> Duplex<TRequest, TResponse>(ServiceDescriptor service, string name, MessageParser<TRequest> parser)
+        where TRequest : class, IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse> =>
+        Strict<TRequest, TResponse>(MethodType.DuplexStreaming, service, name, parser);
+
+    private static Method<TRequest, TResponse> Strict<TRequest, TResponse>(MethodType type, ServiceDescriptor service, string name, MessageParser<TRequest> parser)
+        where TRequest : class, IMessage<TRequest>
+        where TResponse : class, IMessage<TResponse> =>
+        new(type, service.FullName, name, Marshallers.Create(Serialize, context => Parse(context, parser)), Marshallers.Create<TResponse>(Serialize, _ => throw new NotSupportedException("Responses are only written.")));
 
     private static void Serialize<T>(T message, SerializationContext context)
         where T : IMessage<T>
