@@ -30,7 +30,9 @@ string TokenFor(string subject) => DevTokens.Mint(key, subject, ["*"], TimeSpan.
 int Int(string name, int quickValue, int fullValue) => int.Parse(options.Get(name) ?? (quick ? quickValue : fullValue).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(quick ? 3 : 20));
 
-await using IBenchTarget target = Targets.Create(options.Get("target") ?? "realtime", TokenFor, options.Get("peer-run-dir") ?? Path.Combine(".run", "peers"));
+// --publish-call unary: ours publishes with one gRPC Publish call per event instead of one PublishStream (change 26's before).
+var unaryPublish = options.Get("publish-call") == "unary";
+await using IBenchTarget target = Targets.Create(options.Get("target") ?? "realtime", TokenFor, options.Get("peer-run-dir") ?? Path.Combine(".run", "peers"), unaryPublish);
 var result = workload switch
 {
     "W2" => await Broadcast.RunAsync(target, Int("subscribers", 200, 5000), Int("rate", 20, 10), TimeSpan.FromSeconds(Int("seconds", 10, 30)), deadline.Token),
@@ -43,6 +45,11 @@ var result = workload switch
 };
 result["quick"] = quick;
 result["generatorSocketCompletions"] = GeneratorSockets.Mode;
+if (target is RealtimeTarget)
+{
+    result["publishCall"] = unaryPublish ? "unary" : "stream";
+}
+
 var name = options.Get("name") ?? $"{workload}-{target.Name}{(quick ? "-quick" : string.Empty)}";
 var path = Path.Combine(outDir, $"{name}.json");
 await File.WriteAllTextAsync(path, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

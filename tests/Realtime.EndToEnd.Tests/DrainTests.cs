@@ -75,7 +75,17 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
         await PipelineTests.WaitUntilAsync(
             async () => (await PrometheusText.ScrapeAsync(pipeline.Gateways[0].Http)).Sum("realtime_gateway_connections", ("transport", "longpoll")) >= 1,
             TimeSpan.FromSeconds(10));
+        // And a service's publish stream on the draining node, answered so far.
+        using var stream = pipeline.PublisherClient(0).PublishStream(auth, deadline: DateTime.UtcNow.AddSeconds(90));
+        await stream.RequestStream.WriteAsync(new PublishRequest { Channel = "room:drain-stream", EventType = "n", Payload = ByteString.CopyFromUtf8("1") });
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(PublishStreamResponse.OutcomeOneofCase.Result, stream.ResponseStream.Current.OutcomeCase);
+
         var terminate = pipeline.Gateways[0].Process.TerminateAsync(Window + TimeSpan.FromSeconds(20));
+
+        // The stream ends at once with UNAVAILABLE (publish on a new stream elsewhere), not at the end of the window.
+        var streamEnded = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => stream.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, streamEnded.StatusCode);
 
         // The held poll is answered at once (nothing new: 204), not at the end of its hold.
         using (var answered = await heldPoll.WaitAsync(TimeSpan.FromSeconds(5)))

@@ -10,7 +10,9 @@ namespace Realtime.Bench.Targets;
 /// <summary>
 /// Our whole system as `./realtime.sh up` starts it: gateways gw-0 (8080/9080) and gw-1
 /// (8081/9081), the fanout, the embedded Kafka host and redis-server. Subscribers use the JSON
-/// WebSocket protocol; events are published through the gRPC Publisher API.
+/// WebSocket protocol; events are published through the gRPC Publisher API: over one
+/// <c>PublishStream</c> call, as a service that publishes continuously would (the peers' publishers
+/// likewise hold one connection), or, constructed with <c>unaryPublish</c>, one <c>Publish</c> call per event.
 /// </summary>
 internal sealed class RealtimeTarget : IBenchTarget
 {
@@ -20,12 +22,14 @@ internal sealed class RealtimeTarget : IBenchTarget
     private readonly GrpcChannel _grpc = GrpcChannel.ForAddress("http://127.0.0.1:9080");
     private readonly Publisher.PublisherClient _publisher;
     private readonly Grpc.Core.Metadata _auth;
+    private readonly Lazy<StreamPublisher>? _stream;
 
-    public RealtimeTarget(Func<string, string> tokenFor)
+    public RealtimeTarget(Func<string, string> tokenFor, bool unaryPublish = false)
     {
         _tokenFor = tokenFor;
         _publisher = new Publisher.PublisherClient(_grpc);
         _auth = new Grpc.Core.Metadata { { "authorization", $"Bearer {tokenFor("bench-publisher")}" } };
+        _stream = unaryPublish ? null : new Lazy<StreamPublisher>(() => new StreamPublisher(_publisher, _auth));
     }
 
     public string Name => "realtime";
@@ -38,16 +42,108 @@ internal sealed class RealtimeTarget : IBenchTarget
         // One subject per subscriber: the per-user connection cap applies to benchmarks too.
         await RealtimeSubscriber.ConnectAsync(Gateways[instance], _tokenFor($"bench-{index}"), source, channel, onEvent, cancellationToken);
 
-    public Task PublishAsync(string channel, long n, CancellationToken cancellationToken) =>
-        _publisher.PublishAsync(
-            new PublishRequest { Channel = channel, EventType = "bench", Payload = ByteString.CopyFromUtf8($"{{\"t\":{Clock.NowMicros()},\"n\":{n}}}") },
-            _auth,
-            cancellationToken: cancellationToken).ResponseAsync;
-
-    public ValueTask DisposeAsync()
+    public Task PublishAsync(string channel, long n, CancellationToken cancellationToken)
     {
+        var request = new PublishRequest { Channel = channel, EventType = "bench", Payload = ByteString.CopyFromUtf8($"{{\"t\":{Clock.NowMicros()},\"n\":{n}}}") };
+        return _stream is null
+            ? _publisher.PublishAsync(request, _auth, cancellationToken: cancellationToken).ResponseAsync
+            : _stream.Value.PublishAsync(request, cancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stream is { IsValueCreated: true })
+        {
+            await _stream.Value.DisposeAsync();
+        }
+
         _grpc.Dispose();
-        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// One <c>PublishStream</c> call shared by concurrent publishes: requests are written one at a
+/// time, and since the gateway answers in request order, each answer completes the oldest waiting publish.
+/// </summary>
+internal sealed class StreamPublisher : IAsyncDisposable
+{
+    private readonly Grpc.Core.AsyncDuplexStreamingCall<PublishRequest, PublishStreamResponse> _call;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<TaskCompletionSource> _waiting = new();
+    private readonly SemaphoreSlim _writing = new(1, 1);
+    private readonly Task _reading;
+
+    public StreamPublisher(Publisher.PublisherClient client, Grpc.Core.Metadata auth)
+    {
+        _call = client.PublishStream(auth);
+        _reading = ReadAsync();
+    }
+
+    public async Task PublishAsync(PublishRequest request, CancellationToken cancellationToken)
+    {
+        var answer = new TaskCompletionSource();
+        await _writing.WaitAsync(cancellationToken);
+        try
+        {
+            _waiting.Enqueue(answer);
+            await _call.RequestStream.WriteAsync(request, cancellationToken);
+        }
+        finally
+        {
+            _writing.Release();
+        }
+
+        await answer.Task;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _writing.WaitAsync();
+        try
+        {
+            await _call.RequestStream.CompleteAsync();
+        }
+        catch (Exception e) when (e is Grpc.Core.RpcException or InvalidOperationException)
+        {
+            // The call has already ended: its reader has failed what was waiting.
+        }
+
+        await _reading.WaitAsync(TimeSpan.FromSeconds(30));
+        _call.Dispose();
+        _writing.Dispose();
+    }
+
+    private async Task ReadAsync()
+    {
+        Exception ended = new InvalidOperationException("The publish stream ended.");
+        try
+        {
+            while (await _call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                var response = _call.ResponseStream.Current;
+                if (!_waiting.TryDequeue(out var answer))
+                {
+                    throw new InvalidOperationException("An answer to no publish.");
+                }
+
+                if (response.OutcomeCase == PublishStreamResponse.OutcomeOneofCase.Result)
+                {
+                    answer.TrySetResult();
+                }
+                else
+                {
+                    answer.TrySetException(new InvalidOperationException($"publish refused: {(Grpc.Core.StatusCode)response.Error.Code} {response.Error.Message}"));
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            ended = e;
+        }
+
+        while (_waiting.TryDequeue(out var answer))
+        {
+            answer.TrySetException(ended);
+        }
     }
 }
 

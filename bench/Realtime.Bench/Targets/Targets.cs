@@ -8,9 +8,9 @@ internal static class Targets
     /// started by <c>bench/peers/peers.sh start &lt;peer&gt; &lt;run-dir&gt;</c>; their pids are
     /// read from <paramref name="peerRunDirectory"/>.
     /// </summary>
-    public static IBenchTarget Create(string name, Func<string, string> tokenFor, string peerRunDirectory) => name switch
+    public static IBenchTarget Create(string name, Func<string, string> tokenFor, string peerRunDirectory, bool unaryPublish = false) => name switch
     {
-        "realtime" => new RealtimeTarget(tokenFor),
+        "realtime" => new RealtimeTarget(tokenFor, unaryPublish),
         "signalr" => new SignalRTarget(peerRunDirectory),
         "socketio" => new SocketIoTarget(peerRunDirectory),
         _ => throw new ArgumentException($"unknown target {name} (realtime, signalr, socketio)"),
