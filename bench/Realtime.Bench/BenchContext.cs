@@ -19,7 +19,9 @@ internal static class BenchContext
         2-core machine (a workload run again with its peers says so under Targets missed), where
         the load generator, the system under test and its backbone share the two cores. **Ours** is the whole stack as `./realtime.sh up` starts it: 2 gateways, 1 fanout,
         the embedded Kafka host (librdkafka's mock cluster: real Kafka protocol, in memory) and
-        redis-server; every event goes through both Kafka hops (ingress topic, node topic). CPU per
+        redis-server; every event goes through both Kafka hops (ingress topic, node topic). Ours is
+        published to through the gRPC Publisher API over one `PublishStream` call (a run's JSON says
+        `publishCall`; runs before change 26 made one `Publish` call per event). CPU per
         million deliveries counts all of those processes; the "servers only" column counts our 2
         gateways alone (for a peer, its 2 server instances alone), so the backbone's share is the
         difference. **Peers** (bench/peers/README.md): ASP.NET Core SignalR with
