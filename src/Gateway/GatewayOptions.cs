@@ -80,7 +80,7 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 16 * 1024 * 1024)]
     public int MaxPayloadBytes { get; set; } = 64 * 1024;
 
-    /// <summary>Most events in one gRPC PublishBatch.</summary>
+    /// <summary>Most events in one gRPC PublishBatch, and most events of one PublishStream waiting for their answer.</summary>
     [Range(1, 100_000)]
     public int MaxBatchEvents { get; set; } = 1_000;
 
