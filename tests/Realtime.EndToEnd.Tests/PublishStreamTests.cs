@@ -33,6 +33,10 @@ public sealed class PublishStreamTests(SharedPipeline shared, ITestOutputHelper 
         requests[300] = Event(channel, 10);
         requests[300].IdempotencyKey = "k-10";
 
+        var metricsBefore = await PrometheusText.ScrapeAsync(Stack.Gateways[0].Http);
+        var refusedBefore = metricsBefore.Sum("realtime_gateway_publishes_total", ("outcome", "refused"));
+        var streamsBefore = metricsBefore.Sum("realtime_gateway_publish_streams");
+
         using var call = Stack.PublisherClient(0).PublishStream(Stack.ServiceAuth("room:*"), deadline: DateTime.UtcNow.AddSeconds(60));
         var answers = ReadAllAsync(call.ResponseStream);
         foreach (var request in requests)
@@ -40,6 +44,10 @@ public sealed class PublishStreamTests(SharedPipeline shared, ITestOutputHelper 
             await call.RequestStream.WriteAsync(request);
         }
 
+        // Counted as open (it cannot end before its request stream does).
+        await PipelineTests.WaitUntilAsync(
+            async () => (await PrometheusText.ScrapeAsync(Stack.Gateways[0].Http)).Sum("realtime_gateway_publish_streams") == streamsBefore + 1,
+            TimeSpan.FromSeconds(10));
         await call.RequestStream.CompleteAsync();
         var responses = await answers.WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -63,6 +71,15 @@ public sealed class PublishStreamTests(SharedPipeline shared, ITestOutputHelper 
         var delivered = await subscriber.TakeEventsAsync(published.Count, TimeSpan.FromSeconds(30));
         Assert.Equal(published, delivered.Select(e => (int)e["data"]!));
         Assert.Equal(Enumerable.Range(1, published.Count).Select(i => (ulong)i), delivered.Select(e => (ulong)e["seq"]!));
+        // The refusals are counted, and the stream is closed.
+        await PipelineTests.WaitUntilAsync(
+            async () =>
+            {
+                var metrics = await PrometheusText.ScrapeAsync(Stack.Gateways[0].Http);
+                return metrics.Sum("realtime_gateway_publishes_total", ("outcome", "refused")) == refusedBefore + refusals.Count
+                    && metrics.Sum("realtime_gateway_publish_streams") == streamsBefore;
+            },
+            TimeSpan.FromSeconds(10));
         output.WriteLine($"{Events} requests: {published.Count} published in order, {refusals.Count} refused alone, 1 retry answered from its key");
     }
 

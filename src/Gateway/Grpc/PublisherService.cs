@@ -21,6 +21,7 @@ internal sealed class PublisherService(
     RevocationList revocations,
     EventFactory events,
     EventPublisher publisher,
+    Telemetry.GatewayMetrics metrics,
     Connections.DrainCoordinator drain,
     TimeProvider time,
     IOptions<GatewayOptions> options) : Publisher.PublisherBase
@@ -91,6 +92,19 @@ internal sealed class PublisherService(
     public override async Task PublishStream(IAsyncStreamReader<PublishRequest> requestStream, IServerStreamWriter<PublishStreamResponse> responseStream, ServerCallContext context)
     {
         var identity = await AuthenticateAsync(context);
+        metrics.PublishStreamOpened();
+        try
+        {
+            await PublishStreamAsync(identity, requestStream, responseStream, context);
+        }
+        finally
+        {
+            metrics.PublishStreamClosed();
+        }
+    }
+
+    private async Task PublishStreamAsync(ClientIdentity identity, IAsyncStreamReader<PublishRequest> requestStream, IServerStreamWriter<PublishStreamResponse> responseStream, ServerCallContext context)
+    {
         var outcomes = Channel.CreateBounded<Task<PublishStreamResponse>>(new BoundedChannelOptions(_options.MaxBatchEvents) { SingleReader = true, SingleWriter = true });
         var answering = AnswerInOrderAsync(outcomes, responseStream);
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, drain.Draining);
@@ -170,10 +184,13 @@ internal sealed class PublisherService(
         }
         catch (RpcException e)
         {
+            // Redis could not check the idempotency key: an error of ours, not the caller's.
+            metrics.Published(e.StatusCode == StatusCode.Unavailable ? "error" : "refused");
             return Task.FromResult(Refused(e.Status));
         }
     }
 
+    /// <summary>The answer of an event whose produce started (a failed produce was counted as an error by <see cref="EventPublisher"/>).</summary>
     private static async Task<PublishStreamResponse> AnswerAsync(Task<PublishResponse> publish)
     {
         try

@@ -38,6 +38,7 @@ internal sealed class GatewayMetrics : IDisposable
     private readonly Counter<long> _resyncs;
     private readonly Counter<long> _publishes;
     private readonly Counter<long> _rejections;
+    private readonly UpDownCounter<long> _publishStreams;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, string?, string?), KeyValuePair<string, object?>[]> _tagCache = new();
 
     public GatewayMetrics(IMeterFactory meters, IOptions<GatewayOptions> options, SessionRegistry sessions)
@@ -59,6 +60,7 @@ internal sealed class GatewayMetrics : IDisposable
         _resyncs = _meter.CreateCounter<long>("realtime.gateway.resyncs", "{resync}", "Resync answers, by reason.");
         _publishes = _meter.CreateCounter<long>("realtime.gateway.publishes", "{event}", "Publishes, by outcome.");
         _rejections = _meter.CreateCounter<long>("realtime.gateway.rejections", "{request}", "Requests refused by a limit, by kind.");
+        _publishStreams = _meter.CreateUpDownCounter<long>("realtime.gateway.publish_streams", "{stream}", "Open gRPC PublishStream calls.");
     }
 
     public void Connected(Transport transport)
@@ -102,8 +104,12 @@ internal sealed class GatewayMetrics : IDisposable
 
     public void Resync(string reason) => _resyncs.Add(1, Tags("reason", reason));
 
-    /// <summary>ack, error or rejected.</summary>
+    /// <summary>ack, error, or refused (an event of a PublishStream refused alone; a refused unary call shows in its gRPC status).</summary>
     public void Published(string outcome) => _publishes.Add(1, Tags("outcome", outcome));
+
+    public void PublishStreamOpened() => _publishStreams.Add(1);
+
+    public void PublishStreamClosed() => _publishStreams.Add(-1);
 
     /// <summary>rate_limited, admission or user_connections.</summary>
     public void Rejected(string kind) => _rejections.Add(1, Tags("kind", kind));
