@@ -134,7 +134,8 @@ public sealed class PublishStreamTests(SharedPipeline shared, ITestOutputHelper 
         output.WriteLine($"sent {sent}, answered {ended.Responses.Count} before the token expired");
     }
 
-    private static PublishRequest Event(string channel, int n) =>
+    /// <summary>An event whose payload is <paramref name="n"/>, so a subscriber can check the order.</summary>
+    internal static PublishRequest Event(string channel, int n) =>
         new() { Channel = channel, EventType = "stream.test", Payload = ByteString.CopyFromUtf8(n.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
 
     /// <summary>Every response until the call ends; a call that ends with a status other than OK throws <see cref="EndedWithResponses"/> (or, with none, the <see cref="RpcException"/>).</summary>

@@ -86,7 +86,7 @@ public sealed class RevocationTests(RevocationTests.Pipeline shared, ITestOutput
         var service = $"service-{Guid.NewGuid():N}";
         var channel = $"room:{Guid.NewGuid():N}";
         using var call = Stack.PublisherClient(1).PublishStream(new Metadata { { "authorization", $"Bearer {Stack.Token(service, "room:*")}" } }, deadline: DateTime.UtcNow.AddSeconds(30));
-        await call.RequestStream.WriteAsync(Event(channel, 0));
+        await call.RequestStream.WriteAsync(PublishStreamTests.Event(channel, 0));
         Assert.True(await call.ResponseStream.MoveNext());
         Assert.Equal(PublishStreamResponse.OutcomeOneofCase.Result, call.ResponseStream.Current.OutcomeCase);
 
@@ -99,7 +99,7 @@ public sealed class RevocationTests(RevocationTests.Pipeline shared, ITestOutput
         {
             try
             {
-                await call.RequestStream.WriteAsync(Event(channel, n));
+                await call.RequestStream.WriteAsync(PublishStreamTests.Event(channel, n));
                 Assert.True(await call.ResponseStream.MoveNext());
                 Assert.Equal(PublishStreamResponse.OutcomeOneofCase.Result, call.ResponseStream.Current.OutcomeCase);
                 await Task.Delay(50, CancellationToken.None);
@@ -134,9 +134,6 @@ public sealed class RevocationTests(RevocationTests.Pipeline shared, ITestOutput
         var badChannel = await Assert.ThrowsAsync<RpcException>(() => sessions.RevokeChannelAccessAsync(new RevokeChannelAccessRequest { Subject = "x", Channel = "bad name" }, Admin()).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, badChannel.StatusCode);
     }
-
-    private static PublishRequest Event(string channel, int n) =>
-        new() { Channel = channel, EventType = "stream.test", Payload = Google.Protobuf.ByteString.CopyFromUtf8(n.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
 
     private Sessions.SessionsClient SessionsClient(int gateway) => new(Stack.GrpcChannelTo(gateway));
 
