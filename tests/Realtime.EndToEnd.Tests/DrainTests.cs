@@ -83,9 +83,14 @@ public sealed class DrainTests(TestInfrastructure infrastructure, ITestOutputHel
 
         var terminate = pipeline.Gateways[0].Process.TerminateAsync(Window + TimeSpan.FromSeconds(20));
 
-        // The stream ends at once with UNAVAILABLE (publish on a new stream elsewhere), not at the end of the window.
+        // The stream ends at once (publish on a new stream elsewhere), not at the end of the window:
+        // with UNAVAILABLE, or, when Kestrel's shutdown closes the then idle HTTP/2 connection
+        // before the client has read that status, with the connection closed by the server.
         var streamEnded = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => stream.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)));
-        Assert.Equal(Grpc.Core.StatusCode.Unavailable, streamEnded.StatusCode);
+        Assert.True(
+            streamEnded.StatusCode == Grpc.Core.StatusCode.Unavailable
+                || (streamEnded.StatusCode == Grpc.Core.StatusCode.Internal && streamEnded.Status.Detail.Contains("server closed the connection", StringComparison.Ordinal)),
+            $"the stream ended with {streamEnded.Status}");
 
         // The held poll is answered at once (nothing new: 204), not at the end of its hold.
         using (var answered = await heldPoll.WaitAsync(TimeSpan.FromSeconds(5)))
