@@ -48,6 +48,14 @@ public sealed class AuthOptions : IValidatableObject
     public TimeSpan MaxQueryTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
+    /// How many validated tokens a node remembers (by their SHA-256), so a reconnect or a repeated
+    /// call with the same token skips its parsing, signature check and grants; 0 turns it off.
+    /// <c>exp</c>, the carrier's rule and revocations are checked on every use.
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int ValidatedTokenCacheSize { get; set; } = 10_000;
+
+    /// <summary>
     /// How long before its token expires a WebSocket client is sent <c>auth.expiring</c>; it then
     /// has until <c>exp</c> to send <c>refresh</c> with a new token, or is closed with 4001.
     /// </summary>

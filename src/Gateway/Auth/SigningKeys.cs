@@ -26,6 +26,7 @@ public sealed partial class SigningKeys : IDisposable
     private IReadOnlyList<SecurityKey> _fetched = [];
     private Task? _refresh;
     private DateTimeOffset _lastFetch = DateTimeOffset.MinValue;
+    private int _generation;
 
     public SigningKeys(IOptions<AuthOptions> options, TimeProvider time, ILogger<SigningKeys> logger)
     {
@@ -38,6 +39,9 @@ public sealed partial class SigningKeys : IDisposable
             _http = new HttpClient { Timeout = _options.JwksTimeout };
         }
     }
+
+    /// <summary>Changes whenever a fetch replaces the key set: what was validated under another generation is checked again.</summary>
+    public int Generation => Volatile.Read(ref _generation);
 
     /// <summary>True when tokens with an unknown <c>kid</c> may become valid after a refresh.</summary>
     public bool CanRefresh => _http is not null;
@@ -94,6 +98,7 @@ public sealed partial class SigningKeys : IDisposable
             var set = new JsonWebKeySet(json);
             var keys = set.GetSigningKeys().Where(k => k is RsaSecurityKey or ECDsaSecurityKey or JsonWebKey).ToList();
             Volatile.Write(ref _fetched, keys);
+            Interlocked.Increment(ref _generation);
             LogFetched(keys.Count);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or ArgumentException or InvalidOperationException)

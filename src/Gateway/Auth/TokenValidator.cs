@@ -64,13 +64,19 @@ public sealed class TokenValidator
     private readonly SigningKeys _keys;
     private readonly RevocationList _revocations;
     private readonly TimeSpan _maxUrlLifetime;
+    private readonly TimeSpan _clockSkew;
+    private readonly TimeProvider _time;
+    private readonly ValidatedTokens _validated;
 
-    public TokenValidator(IOptions<AuthOptions> options, SigningKeys keys, RevocationList revocations)
+    public TokenValidator(IOptions<AuthOptions> options, SigningKeys keys, RevocationList revocations, TimeProvider? time = null)
     {
         var auth = options.Value;
         _keys = keys;
         _revocations = revocations;
         _maxUrlLifetime = auth.MaxQueryTokenLifetime;
+        _clockSkew = auth.ClockSkew;
+        _time = time ?? TimeProvider.System;
+        _validated = new ValidatedTokens(auth.ValidatedTokenCacheSize);
         _parameters = new TokenValidationParameters
         {
             IssuerSigningKeyResolver = (_, _, kid, _) => keys.Resolve(kid),
@@ -99,6 +105,14 @@ public sealed class TokenValidator
             return new(null, TokenFailure.Malformed);
         }
 
+        var keysGeneration = _keys.Generation;
+        var hash = _validated.Enabled ? ValidatedTokens.Hash(token) : default;
+        if (_validated.Find(hash, keysGeneration) is { } known)
+        {
+            // The same token validated before under the same keys: only what time or a revocation changes is left to check.
+            return _time.GetUtcNow() > known.ExpiresAt + _clockSkew ? new(null, TokenFailure.Expired) : Admit(known, carrier);
+        }
+
         var result = await _handler.ValidateTokenAsync(token, _parameters);
         if (!result.IsValid && result.Exception is SecurityTokenSignatureKeyNotFoundException && IsUnknownKid(token) && _keys.CanRefresh)
         {
@@ -122,14 +136,21 @@ public sealed class TokenValidator
 
         DateTimeOffset? issuedAt = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out _) ? new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero) : null;
         var expiresAt = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero);
-        if (carrier == TokenCarrier.Url && (issuedAt is null || expiresAt - issuedAt.Value > _maxUrlLifetime))
+        jwt.TryGetPayloadValue<string>(DevTokens.TenantClaim, out var tenant);
+        var permissions = ChannelPermissions.From(ReadPatterns(jwt, DevTokens.ChannelsClaim), ReadPermissions(jwt), subject, tenant);
+        var identity = new ClientIdentity(subject, tenant, permissions, expiresAt, issuedAt, ReadPatterns(jwt, DevTokens.RolesClaim));
+        _validated.Add(hash, keysGeneration, identity);
+        return Admit(identity, carrier);
+    }
+
+    /// <summary>The checks a valid token meets again on every use: its carrier's rule and the revocation list.</summary>
+    private TokenValidation Admit(ClientIdentity identity, TokenCarrier carrier)
+    {
+        if (carrier == TokenCarrier.Url && (identity.IssuedAt is null || identity.ExpiresAt - identity.IssuedAt.Value > _maxUrlLifetime))
         {
             return new(null, TokenFailure.TooLongLivedForUrl);
         }
 
-        jwt.TryGetPayloadValue<string>(DevTokens.TenantClaim, out var tenant);
-        var permissions = ChannelPermissions.From(ReadPatterns(jwt, DevTokens.ChannelsClaim), ReadPermissions(jwt), subject, tenant);
-        var identity = new ClientIdentity(subject, tenant, permissions, expiresAt, issuedAt, ReadPatterns(jwt, DevTokens.RolesClaim));
         return _revocations.IsRevoked(identity) ? new(null, TokenFailure.Revoked) : new(identity, TokenFailure.None);
     }
 
