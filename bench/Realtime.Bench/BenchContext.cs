@@ -32,7 +32,9 @@ internal static class BenchContext
         (ours: the whole stack; a peer: its servers and redis-server), so no run pays for what an
         earlier one left behind, and W2-W4 begin with the same unmeasured warm-up on every system
         (100 clients, 2,000 events, for W4 three reconnects of them), so a measured phase does not
-        time the JIT (W5 and W6 warm up their own way). Runs named after a change (e.g.
+        time the JIT (W5 and W6 warm up their own way). A full W4 run drops every client three
+        times and stands for its median storm (change 28); W5 reports the median of three runs per
+        node count. Runs named after a change (e.g.
         `W1-realtime-receive-buffer-per-message`) were re-run after that change, against the peers'
         figures of the full run.
 

@@ -110,12 +110,12 @@ internal static class BenchReport
 
                 break;
             case "W4":
-                text.AppendLine("| run | target | clients | 1% back s | 50% back s | 95% back s | 100% back s | failed handshakes | delivered / expected | lost | ratio ours / peer (100% back) |");
-                text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+                text.AppendLine("| run | target | clients | storms: 100% back s each | 1% back s | 50% back s | 95% back s | 100% back s | failed handshakes | delivered / expected | lost | ratio ours / peer (100% back) |");
+                text.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
                 foreach (var (name, json) in runs)
                 {
                     text.AppendLine(CultureInfo.InvariantCulture,
-                        $"| `{name}` | {json["target"]} | {json["parameters"]?["clients"]} | {BackAt(json, 1)} | {BackAt(json, 50)} | {json["reconnected95PercentSeconds"]} | {json["reconnected100PercentSeconds"]} | {json["failedHandshakes"]} | {json["delivered"]} / {json["expected"]} | {json["lost"]} | {Ratio(runs, json, j => (double?)j["reconnected100PercentSeconds"])} |");
+                        $"| `{name}` | {json["target"]} | {json["parameters"]?["clients"]} | {EachStorm(json)} | {BackAt(json, 1)} | {BackAt(json, 50)} | {json["reconnected95PercentSeconds"]} | {json["reconnected100PercentSeconds"]} | {json["failedHandshakes"]} | {json["delivered"]} / {json["expected"]} | {json["lost"]} | {Ratio(runs, json, j => (double?)j["reconnected100PercentSeconds"])} |");
                 }
 
                 break;
@@ -141,6 +141,15 @@ internal static class BenchReport
     /// <summary>The CPU seconds of the run's process whose name starts with <paramref name="prefix"/>, or "-".</summary>
     private static string ProcessCpu(JsonNode run, string prefix) =>
         run["processes"]?.AsArray().FirstOrDefault(p => ((string?)p?["name"])?.StartsWith(prefix, StringComparison.Ordinal) == true)?["cpuSeconds"]?.ToString() ?? "-";
+
+    /// <summary>
+    /// Each storm's time to 100% back, in the order they ran; the other columns are the median
+    /// storm's. Runs recorded before W4 had several storms had one ("–").
+    /// </summary>
+    private static string EachStorm(JsonObject json) =>
+        json["storms"] is JsonArray storms
+            ? string.Join(" · ", storms.Select(s => s?["reconnected100PercentSeconds"]?.ToString()))
+            : "–";
 
     /// <summary>Seconds until <paramref name="percent"/>% of W4's clients were back ("–" for runs recorded before the percentiles were).</summary>
     private static string BackAt(JsonObject json, int percent) =>

@@ -9,12 +9,18 @@ namespace Realtime.Bench.Workloads;
 /// its position where the target has positions, while events keep flowing: how long until 95%
 /// and 100% are back, how many handshakes failed on the way, and what was lost.
 /// </summary>
+/// <remarks>
+/// The full variant drops them several times in one run (storms spread over the run, each begun
+/// only once the one before has finished) and reports the median storm: a single storm on two
+/// shared cores varies by a quarter either way, which is as much as the targets differ by. What
+/// was lost is counted over the whole run, every storm included.
+/// </remarks>
 internal static class ReconnectStorm
 {
     private const int Channels = 10;
     private static readonly int[] ReportedPercentiles = [1, 10, 25, 50, 75, 90];
 
-    public static async Task<JsonObject> RunAsync(IBenchTarget target, int clientCount, int ratePerSecond, TimeSpan duration, CancellationToken cancellationToken)
+    public static async Task<JsonObject> RunAsync(IBenchTarget target, int clientCount, int ratePerSecond, TimeSpan duration, int storms, CancellationToken cancellationToken)
     {
         var prefix = $"room:w4-{Guid.NewGuid():N}-";
         var total = (int)(ratePerSecond * duration.TotalSeconds);
@@ -26,9 +32,54 @@ internal static class ReconnectStorm
         await set.ConnectAsync(target, clientCount, i => prefix + (i % Channels), Channels, measurement, ledger, cancellationToken);
         var clients = set.Clients;
         measurement.Start();
+        var started = Stopwatch.StartNew();
         var publishing = Pacer.RunAsync(total, ratePerSecond, n => target.PublishAsync(prefix + (n % Channels), n, cancellationToken), cancellationToken);
-        await Task.Delay(duration / 3, cancellationToken);
 
+        // Storm k begins (k + 1) / (storms + 2) of the way through the run: one storm at a third
+        // of it, as before there were several; the last quarter or more is left to settle.
+        var results = new List<StormResult>(storms);
+        for (var storm = 0; storm < storms; storm++)
+        {
+            var due = duration * (storm + 1) / (storms + 2);
+            if (due > started.Elapsed)
+            {
+                await Task.Delay(due - started.Elapsed, cancellationToken);
+            }
+
+            results.Add(await StormAsync(clients, cancellationToken));
+        }
+
+        await publishing;
+        var expected = (long)perChannel * clientCount;
+        await Settle.UntilAsync(() => ledger.Delivered >= expected, TimeSpan.FromSeconds(15), cancellationToken);
+        var report = measurement.Finish("W4", target.Name, new JsonObject
+        {
+            ["clients"] = clientCount,
+            ["channels"] = Channels,
+            ["eventsPerSecond"] = ratePerSecond,
+            ["seconds"] = duration.TotalSeconds,
+            ["storms"] = storms,
+        }, expected, ledger);
+
+        // The median storm by its time to 100% stands for the run; every storm is listed.
+        var median = results.OrderBy(r => r.Back[^1]).ElementAt(results.Count / 2);
+        report["reconnectedPercentilesSeconds"] = median.Percentiles();
+        report["reconnected95PercentSeconds"] = median.At(95);
+        report["reconnected100PercentSeconds"] = Math.Round(median.Back[^1], 3);
+        report["failedHandshakes"] = results.Sum(r => r.FailedHandshakes);
+        report["storms"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
+        {
+            ["reconnectedPercentilesSeconds"] = r.Percentiles(),
+            ["reconnected95PercentSeconds"] = r.At(95),
+            ["reconnected100PercentSeconds"] = Math.Round(r.Back[^1], 3),
+            ["failedHandshakes"] = r.FailedHandshakes,
+        })]);
+        return report;
+    }
+
+    /// <summary>Drops every client at once and waits until all are back.</summary>
+    private static async Task<StormResult> StormAsync(IReadOnlyList<IBenchSubscriber> clients, CancellationToken cancellationToken)
+    {
         foreach (var client in clients)
         {
             client.Abort();
@@ -36,7 +87,7 @@ internal static class ReconnectStorm
 
         var storm = Stopwatch.StartNew();
         var failedHandshakes = 0L;
-        var back = new double[clientCount];
+        var back = new double[clients.Count];
         await Task.WhenAll(clients.Select(async (client, i) =>
         {
             while (true)
@@ -56,21 +107,15 @@ internal static class ReconnectStorm
             }
         }));
 
-        await publishing;
-        var expected = (long)perChannel * clientCount;
-        await Settle.UntilAsync(() => ledger.Delivered >= expected, TimeSpan.FromSeconds(15), cancellationToken);
         Array.Sort(back);
-        var report = measurement.Finish("W4", target.Name, new JsonObject
-        {
-            ["clients"] = clientCount,
-            ["channels"] = Channels,
-            ["eventsPerSecond"] = ratePerSecond,
-            ["seconds"] = duration.TotalSeconds,
-        }, expected, ledger);
-        report["reconnectedPercentilesSeconds"] = new JsonArray([.. ReportedPercentiles.Select(p => (JsonNode)new JsonArray(p, Math.Round(back[(int)Math.Ceiling(clientCount * p / 100.0) - 1], 3)))]);
-        report["reconnected95PercentSeconds"] = Math.Round(back[(int)Math.Ceiling(clientCount * 0.95) - 1], 3);
-        report["reconnected100PercentSeconds"] = Math.Round(back[^1], 3);
-        report["failedHandshakes"] = failedHandshakes;
-        return report;
+        return new StormResult(back, failedHandshakes);
+    }
+
+    /// <summary>One storm: when each client was back (sorted, seconds from the drop) and the handshakes that failed.</summary>
+    private sealed record StormResult(double[] Back, long FailedHandshakes)
+    {
+        public double At(int percent) => Math.Round(Back[(int)Math.Ceiling(Back.Length * percent / 100.0) - 1], 3);
+
+        public JsonArray Percentiles() => new([.. ReportedPercentiles.Select(p => (JsonNode)new JsonArray(p, At(p)))]);
     }
 }
