@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Realtime.Gateway.Connections.Upgrade;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -138,6 +139,24 @@ builder.WebHost.UseSockets(sockets =>
         };
     }
 });
+
+// After UseSockets: Kestrel tries the transport registered last first, and this one binds only the HTTP port.
+if (gatewayOptions.DirectWebSocketUpgrade && gatewayOptions.DirectSocketTransport && !gatewayOptions.EnableCompression
+    && httpEndpoint.Scheme == Uri.UriSchemeHttp && httpEndpoint.Port != 0 && httpEndpoint.Port != grpcEndpoint.Port)
+{
+    builder.Services.AddSingleton<IConnectionListenerFactory>(services =>
+    {
+        var limits = services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
+        var direct = new DirectWebSocketUpgrade.Limits(limits.KeepAliveTimeout, gatewayOptions.RequestHeadersTimeout, limits.MaxRequestHeadersTotalSize, limits.MaxRequestLineSize);
+        var sockets = services.GetRequiredService<IOptions<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>>().Value;
+        return new DirectSocketTransport(
+            httpEndpoint.Port,
+            new DirectWebSocketUpgrade(services, direct, https: false),
+            direct,
+            sockets,
+            services.GetRequiredService<ILoggerFactory>());
+    });
+}
 
 var app = builder.Build();
 // Created now so it sees ApplicationStopping even before the first connection.

@@ -1,17 +1,17 @@
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Realtime.Gateway.Connections.Upgrade;
 
 /// <summary>
 /// The WebSocket feature of a handshake taken by <see cref="DirectWebSocketUpgrade"/>: accepting
-/// writes the <c>101</c> straight to the connection and runs the WebSocket on its transport
-/// pipes, under a <see cref="KeepAliveStream"/> (pings come from the node's one sweep).
+/// writes the <c>101</c> straight to the connection and runs the WebSocket on its transport (the
+/// Kestrel connection's pipes, or the socket itself), under a <see cref="KeepAliveStream"/>
+/// (pings come from the node's one sweep).
 /// </summary>
-internal sealed class DirectWebSocketFeature(ConnectionContext connection, UpgradeRequestHead head, IHeaderDictionary responseHeaders)
+internal sealed class DirectWebSocketFeature(UpgradeTransport transport, UpgradeRequestHead head, IHeaderDictionary responseHeaders)
     : IHttpWebSocketFeature, IKeepAliveStreamFeature
 {
     // RFC 6455 1.3: the GUID appended to the client's key.
@@ -42,8 +42,8 @@ internal sealed class DirectWebSocketFeature(ConnectionContext connection, Upgra
             responseHeaders.SecWebSocketProtocol = subprotocol;
         }
 
-        await connection.Transport.Output.WriteAsync(ResponseHead.Encode(StatusCodes.Status101SwitchingProtocols, responseHeaders, contentLength: null));
-        Stream = new KeepAliveStream(new DuplexPipeStream(connection.Transport));
+        await transport.WriteAsync(ResponseHead.Encode(StatusCodes.Status101SwitchingProtocols, responseHeaders, contentLength: null));
+        Stream = new KeepAliveStream(transport.OpenStream());
         return WebSocket.CreateFromStream(Stream, new WebSocketCreationOptions
         {
             IsServer = true,

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
@@ -46,7 +47,7 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
             (status, var head) = await ReadHeadAsync(connection);
             if (status == UpgradeHeadStatus.Handled)
             {
-                accepted = await HandshakeAsync(connection, head!);
+                accepted = await HandshakeAsync(new PipeUpgradeTransport(connection), head!);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException && connection.ConnectionClosed.IsCancellationRequested)
@@ -122,7 +123,39 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
         }
     }
 
-    private async Task<AcceptedWebSocket?> HandshakeAsync(ConnectionContext connection, UpgradeRequestHead head)
+    /// <summary>
+    /// Runs a handshake whose head was read straight off an accepted socket
+    /// (<see cref="DirectSocketTransport"/>), and its WebSocket on that socket; closes the socket
+    /// when done.
+    /// </summary>
+    public async Task RunOnSocketAsync(Socket socket, UpgradeRequestHead head, string connectionId)
+    {
+        // One method, no wrapper: its state machine is what such a WebSocket's connection holds for life.
+        try
+        {
+            var accepted = await HandshakeAsync(new SocketUpgradeTransport(socket, connectionId), head);
+            if (accepted is not null)
+            {
+                // However it ends, the WebSocket's stream (disposed with it) has closed the socket.
+                await _acceptor!.RunAsync(accepted);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            // The client went away mid-handshake: nothing to answer and nothing to log.
+        }
+        catch (Exception e)
+        {
+            // Never expected (the session handles its own errors): this connection ends, the node goes on.
+            LogConnectionFailed(_logger ??= services.GetRequiredService<ILoggerFactory>().CreateLogger<DirectWebSocketUpgrade>(), e);
+        }
+        finally
+        {
+            SocketStream.ShutDownAndClose(socket);
+        }
+    }
+
+    private async Task<AcceptedWebSocket?> HandshakeAsync(UpgradeTransport connection, UpgradeRequestHead head)
     {
         _acceptor ??= services.GetRequiredService<WebSocketAcceptor>();
         _origins ??= services.GetRequiredService<OriginPolicy>();
@@ -153,7 +186,7 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
             LocalIpAddress = local?.Address,
             LocalPort = local?.Port ?? 0,
         });
-        features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = connection.ConnectionClosed });
+        features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = connection.Closed });
         features.Set<IServiceProvidersFeature>(new ServiceProvidersFeature { RequestServices = services });
         var webSocket = new DirectWebSocketFeature(connection, head, response.Headers);
         features.Set<IHttpWebSocketFeature>(webSocket);
@@ -180,12 +213,15 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
         if (accepted is null && webSocket.Stream is null)
         {
             var bytes = body.GetBuffer().AsMemory(0, (int)body.Length);
-            await connection.Transport.Output.WriteAsync(ResponseHead.Encode(response.StatusCode, response.Headers, bytes.Length));
-            await connection.Transport.Output.WriteAsync(bytes);
+            await connection.WriteAsync(ResponseHead.Encode(response.StatusCode, response.Headers, bytes.Length));
+            await connection.WriteAsync(bytes);
         }
 
         return accepted;
     }
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "A direct WebSocket connection failed")]
+    private static partial void LogConnectionFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "WebSocket handshake failed")]
     private static partial void LogHandshakeFailed(ILogger logger, Exception exception);

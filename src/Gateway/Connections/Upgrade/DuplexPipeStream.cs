@@ -13,27 +13,13 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// <see cref="System.Net.WebSockets.WebSocket.Abort"/> does) wakes a pending read and flush so
 /// that the connection's loops end; the connection itself is closed by its owner.
 /// </remarks>
-internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream, IReceiveClock
+internal sealed class DuplexPipeStream(IDuplexPipe transport) : DuplexStream, IReceiveClock
 {
     private int _disposed;
     private long _lastReceived = Environment.TickCount64;
 
     /// <inheritdoc/>
     public long LastReceived => Volatile.Read(ref _lastReceived);
-
-    public override bool CanRead => true;
-
-    public override bool CanWrite => true;
-
-    public override bool CanSeek => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -104,27 +90,6 @@ internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream, IReceive
             throw new IOException("The connection was closed.");
         }
     }
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    // The WebSocket uses only the asynchronous members.
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,0 +1,244 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+
+namespace Realtime.Gateway.Connections.Upgrade;
+
+/// <summary>
+/// The transport of the plain-http HTTP port: accepts its sockets itself and takes a WebSocket
+/// handshake on <c>/ws</c> straight off the socket, so that the WebSocket runs on the socket with
+/// no Kestrel connection under it. Every other connection becomes a Kestrel connection, as from
+/// Kestrel's own socket transport, with nothing read from it.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Why: after <see cref="DirectWebSocketUpgrade"/> an idle WebSocket still held Kestrel's
+/// transport: the connection with its two pipes and their segments, its receive, send and
+/// connection loops, and Kestrel's bookkeeping of it (docs/benchmarks.md, change 29).
+/// </para>
+/// <para>
+/// How a socket is judged: the first bytes are peeked (<see cref="SocketFlags.Peek"/>), not read.
+/// Only a whole, plain, well-formed handshake in what has arrived (<see cref="UpgradeRequestHead"/>)
+/// is taken, and exactly its head is then read off the socket; anything else (another request, a
+/// head not yet whole, TLS, HTTP/2, silence past the first-byte timeout) goes to Kestrel untouched,
+/// where <see cref="DirectWebSocketUpgrade"/> and Kestrel's own parser and limits meet it as
+/// before. Used only on a plain-http port: a TLS handshake is Kestrel's.
+/// </para>
+/// <para>
+/// What such a WebSocket does not get from Kestrel: its connection metrics (<c>kestrel.*</c>) and
+/// its abort at the end of a shutdown. The node's own gauges count it, the drain closes it
+/// (<see cref="DrainCoordinator"/>), and the process's exit closes what is left.
+/// </para>
+/// </remarks>
+internal sealed class DirectSocketTransport(
+    int port,
+    DirectWebSocketUpgrade upgrade,
+    DirectWebSocketUpgrade.Limits limits,
+    SocketTransportOptions sockets,
+    ILoggerFactory loggers) : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    // Enough for a handshake with a long token in its query.
+    private const int FirstPeekBytes = 2048;
+
+    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint ip && ip.Port == port;
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        var socket = sockets.CreateBoundListenSocket(endpoint);
+        try
+        {
+            socket.Listen(sockets.Backlog);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        var factory = new SocketConnectionContextFactory(
+            new SocketConnectionFactoryOptions
+            {
+                IOQueueCount = sockets.IOQueueCount,
+                WaitForDataBeforeAllocatingBuffer = sockets.WaitForDataBeforeAllocatingBuffer,
+                MaxReadBufferSize = sockets.MaxReadBufferSize,
+                MaxWriteBufferSize = sockets.MaxWriteBufferSize,
+                UnsafePreferInlineScheduling = sockets.UnsafePreferInlineScheduling,
+            },
+            loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
+        return new ValueTask<IConnectionListener>(new Listener(socket, factory, upgrade, limits, sockets.NoDelay));
+    }
+
+    private sealed class Listener : IConnectionListener
+    {
+        private readonly Socket _listenSocket;
+        private readonly SocketConnectionContextFactory _factory;
+        private readonly DirectWebSocketUpgrade _upgrade;
+        private readonly DirectWebSocketUpgrade.Limits _limits;
+        private readonly bool _noDelay;
+        // Sockets judged to be Kestrel's, in the order they were judged. Bounded by what the
+        // kernel's accept queue lets in: each entry was an accepted connection.
+        private readonly Channel<Socket> _forKestrel = Channel.CreateUnbounded<Socket>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Task _acceptLoop;
+        private long _connections;
+
+        public Listener(Socket listenSocket, SocketConnectionContextFactory factory, DirectWebSocketUpgrade upgrade, DirectWebSocketUpgrade.Limits limits, bool noDelay)
+        {
+            _listenSocket = listenSocket;
+            _factory = factory;
+            _upgrade = upgrade;
+            _limits = limits;
+            _noDelay = noDelay;
+            EndPoint = listenSocket.LocalEndPoint!;
+            _acceptLoop = AcceptLoopAsync();
+        }
+
+        public EndPoint EndPoint { get; }
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                var socket = await _forKestrel.Reader.ReadAsync(cancellationToken);
+                return _factory.Create(socket);
+            }
+            catch (ChannelClosedException)
+            {
+                // Unbound: Kestrel stops accepting.
+                return null;
+            }
+        }
+
+        private async Task AcceptLoopAsync()
+        {
+            while (true)
+            {
+                Socket socket;
+                try
+                {
+                    socket = await _listenSocket.AcceptAsync();
+                }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+                {
+                    // Reset before it was accepted: the next one.
+                    continue;
+                }
+                catch (Exception e) when (e is ObjectDisposedException or SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted })
+                {
+                    // Unbound.
+                    break;
+                }
+
+                socket.NoDelay = _noDelay;
+                _ = JudgeAsync(socket);
+            }
+
+            _forKestrel.Writer.TryComplete();
+        }
+
+        private async Task JudgeAsync(Socket socket)
+        {
+            var limits = _limits;
+            UpgradeRequestHead? head = null;
+            var length = 0;
+            // Most handshakes are a few hundred bytes: a small peek first, the largest head only if needed.
+            var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(FirstPeekBytes, limits.MaxHeadBytes));
+            try
+            {
+                try
+                {
+                    using (var silence = new CancellationTokenSource(limits.HeadTimeout))
+                    {
+                        // Readiness, not data: nothing is taken from the socket.
+                        await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, silence.Token);
+                    }
+
+                    while (true)
+                    {
+                        var window = Math.Min(buffer.Length, limits.MaxHeadBytes);
+                        var peeked = await socket.ReceiveAsync(buffer.AsMemory(0, window), SocketFlags.Peek);
+                        var arrived = new ReadOnlySequence<byte>(buffer, 0, peeked);
+                        var status = UpgradeRequestHead.TryRead(arrived, WebSocketEndpoint.Path, limits.MaxHeadBytes, limits.MaxRequestLineBytes, out head, out var consumed);
+                        if (status == UpgradeHeadStatus.Handled)
+                        {
+                            length = (int)arrived.Slice(0, consumed).Length;
+                        }
+                        else if (status == UpgradeHeadStatus.Incomplete && peeked == window && window < limits.MaxHeadBytes)
+                        {
+                            // The window was full: the rest of a long head may be there already.
+                            ArrayPool<byte>.Shared.Return(buffer);
+                            buffer = ArrayPool<byte>.Shared.Rent(limits.MaxHeadBytes);
+                            continue;
+                        }
+
+                        break;
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    // Silent past the request headers timeout: Kestrel's keep-alive timeout judges it.
+                }
+
+                if (length == 0)
+                {
+                    if (!_forKestrel.Writer.TryWrite(socket))
+                    {
+                        socket.Dispose();
+                    }
+
+                    return;
+                }
+
+                // Exactly the head: what the client sent after it is the WebSocket's.
+                for (var taken = 0; taken < length;)
+                {
+                    var read = await socket.ReceiveAsync(buffer.AsMemory(taken, length - taken), SocketFlags.None);
+                    if (read == 0)
+                    {
+                        socket.Dispose();
+                        return;
+                    }
+
+                    taken += read;
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Gone before its head was judged.
+                socket.Dispose();
+                return;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            // Not awaited: this method's state is garbage once the WebSocket runs.
+            _ = _upgrade.RunOnSocketAsync(socket, head!, ConnectionId(Interlocked.Increment(ref _connections)));
+        }
+
+        private static string ConnectionId(long sequence) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"direct-{sequence:x}");
+
+        public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            _listenSocket.Dispose();
+            await _acceptLoop;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _listenSocket.Dispose();
+            await _acceptLoop;
+            // Judged for Kestrel but never taken by it (stopping).
+            while (_forKestrel.Reader.TryRead(out var socket))
+            {
+                socket.Dispose();
+            }
+
+            _factory.Dispose();
+        }
+    }
+
+}

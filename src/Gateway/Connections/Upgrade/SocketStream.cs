@@ -1,0 +1,156 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace Realtime.Gateway.Connections.Upgrade;
+
+/// <summary>
+/// An accepted socket as the stream under a WebSocket that runs without Kestrel's transport
+/// (<see cref="DirectSocketTransport"/>): reads and writes are the socket's own, with no pipe
+/// and no send or receive loop in between.
+/// </summary>
+/// <remarks>
+/// A zero-byte read waits for data without taking any (epoll readiness), so an idle WebSocket
+/// holds no buffer. A write goes to the kernel from the calling thread: nearly always at once,
+/// since the socket's send buffer takes it. The stream owns the socket: disposing it (what
+/// <see cref="System.Net.WebSockets.WebSocket.Abort"/> and the end of a close handshake do) shuts
+/// the connection down and closes it, which also wakes a pending read or write. Socket errors
+/// surface as <see cref="IOException"/>, as from <see cref="NetworkStream"/>, and anything after
+/// disposal as <see cref="OperationCanceledException"/>, as from <see cref="DuplexPipeStream"/>.
+/// </remarks>
+internal sealed class SocketStream(Socket socket) : DuplexStream, IReceiveClock
+{
+    private int _disposed;
+    private long _lastReceived = Environment.TickCount64;
+
+    private bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <inheritdoc/>
+    public long LastReceived => Volatile.Read(ref _lastReceived);
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ValueTask<int> receive;
+        try
+        {
+            receive = socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return ValueTask.FromException<int>(Translate(e));
+        }
+
+        return receive.IsCompletedSuccessfully ? new ValueTask<int>(Received(receive.Result)) : AwaitReceiveAsync(receive);
+    }
+
+    // Pooled: an idle connection spends its life in this await, and a box per read would be garbage.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> AwaitReceiveAsync(ValueTask<int> receive)
+    {
+        try
+        {
+            return Received(await receive.ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            throw Translate(e);
+        }
+    }
+
+    private int Received(int count)
+    {
+        if (count > 0)
+        {
+            Volatile.Write(ref _lastReceived, Environment.TickCount64);
+        }
+
+        // 0 for a non-empty buffer is the peer's orderly close; for a zero-byte read, data is there.
+        return count;
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (IsDisposed)
+        {
+            return ValueTask.FromException(Closed());
+        }
+
+        return SendAllAsync(socket, buffer, this, cancellationToken);
+    }
+
+    /// <summary>Sends every byte of <paramref name="bytes"/>, however many calls that takes.</summary>
+    public static ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> bytes, SocketStream? owner = null, CancellationToken cancellationToken = default)
+    {
+        while (!bytes.IsEmpty)
+        {
+            ValueTask<int> send;
+            try
+            {
+                send = socket.SendAsync(bytes, SocketFlags.None, cancellationToken);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return ValueTask.FromException(Translate(e, owner));
+            }
+
+            if (!send.IsCompletedSuccessfully)
+            {
+                return AwaitSendAsync(socket, send, bytes, owner, cancellationToken);
+            }
+
+            bytes = bytes[send.Result..];
+        }
+
+        return default;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask AwaitSendAsync(Socket socket, ValueTask<int> send, ReadOnlyMemory<byte> bytes, SocketStream? owner, CancellationToken cancellationToken)
+    {
+        try
+        {
+            bytes = bytes[await send.ConfigureAwait(false)..];
+            while (!bytes.IsEmpty)
+            {
+                bytes = bytes[await socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            throw Translate(e, owner);
+        }
+    }
+
+    private Exception Translate(Exception e) => Translate(e, this);
+
+    private static Exception Translate(Exception e, SocketStream? owner) =>
+        e is ObjectDisposedException || owner?.IsDisposed == true
+            ? Closed()
+            : new IOException(e.Message, e);
+
+    private static OperationCanceledException Closed() => new("The connection's stream was closed.");
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            ShutDownAndClose(socket);
+        }
+
+        base.Dispose(disposing);
+    }
+
+    /// <summary>Shuts a connection down both ways (a FIN after what is queued) and closes it.</summary>
+    public static void ShutDownAndClose(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already reset by the peer, or closed: closing is all that is left.
+        }
+
+        socket.Dispose();
+    }
+}
