@@ -191,6 +191,9 @@ internal sealed class DirectSocketTransport(
                     return;
                 }
 
+                // Writes are tried as plain sends first (SocketStream.SendAllAsync); reads stay asynchronous.
+                socket.Blocking = false;
+
                 // Exactly the head: what the client sent after it is the WebSocket's.
                 for (var taken = 0; taken < length;)
                 {

@@ -134,6 +134,10 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
         try
         {
             var accepted = await HandshakeAsync(new SocketUpgradeTransport(socket, connectionId), head);
+            // Parameters live as long as the state machine: the head (with the token in its
+            // headers) is garbage once the handshake is done.
+            head = null!;
+            connectionId = null!;
             if (accepted is not null)
             {
                 // However it ends, the WebSocket's stream (disposed with it) has closed the socket.

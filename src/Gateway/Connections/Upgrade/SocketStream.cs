@@ -78,37 +78,48 @@ internal sealed class SocketStream(Socket socket) : DuplexStream, IReceiveClock
     }
 
     /// <summary>Sends every byte of <paramref name="bytes"/>, however many calls that takes.</summary>
+    /// <remarks>
+    /// On a non-blocking socket (as <see cref="DirectSocketTransport"/> leaves the ones it keeps)
+    /// the first attempt is a plain send: it nearly always takes everything, and an asynchronous
+    /// send would keep an event-args object (about 360 bytes) on every socket that ever wrote.
+    /// Only a send the kernel cannot take at once waits asynchronously.
+    /// </remarks>
     public static ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> bytes, SocketStream? owner = null, CancellationToken cancellationToken = default)
-    {
-        while (!bytes.IsEmpty)
-        {
-            ValueTask<int> send;
-            try
-            {
-                send = socket.SendAsync(bytes, SocketFlags.None, cancellationToken);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                return ValueTask.FromException(Translate(e, owner));
-            }
-
-            if (!send.IsCompletedSuccessfully)
-            {
-                return AwaitSendAsync(socket, send, bytes, owner, cancellationToken);
-            }
-
-            bytes = bytes[send.Result..];
-        }
-
-        return default;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private static async ValueTask AwaitSendAsync(Socket socket, ValueTask<int> send, ReadOnlyMemory<byte> bytes, SocketStream? owner, CancellationToken cancellationToken)
     {
         try
         {
-            bytes = bytes[await send.ConfigureAwait(false)..];
+            if (!socket.Blocking)
+            {
+                while (!bytes.IsEmpty)
+                {
+                    var sent = socket.Send(bytes.Span, SocketFlags.None, out var error);
+                    if (error == SocketError.WouldBlock)
+                    {
+                        break;
+                    }
+
+                    if (error != SocketError.Success)
+                    {
+                        throw new SocketException((int)error);
+                    }
+
+                    bytes = bytes[sent..];
+                }
+            }
+
+            return bytes.IsEmpty ? default : AwaitSendAsync(socket, bytes, owner, cancellationToken);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return ValueTask.FromException(Translate(e, owner));
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask AwaitSendAsync(Socket socket, ReadOnlyMemory<byte> bytes, SocketStream? owner, CancellationToken cancellationToken)
+    {
+        try
+        {
             while (!bytes.IsEmpty)
             {
                 bytes = bytes[await socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
