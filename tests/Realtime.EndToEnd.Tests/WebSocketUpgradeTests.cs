@@ -6,14 +6,26 @@ using Realtime.Testing;
 namespace Realtime.EndToEnd.Tests;
 
 /// <summary>
-/// The two ways a WebSocket handshake is taken, over real sockets: straight off the connection
-/// (the direct upgrade, the default) and through Kestrel's HTTP/1.1 upgrade (a handshake after
-/// other requests on a kept-alive connection, or with the direct upgrade off). Both answer and
+/// The ways a WebSocket handshake is taken, over real sockets: straight off the accepted socket
+/// (the direct socket transport, the default on a plain-http port), off a Kestrel connection
+/// before its HTTP layer (the direct upgrade: over TLS, with the socket transport off, or for a
+/// head that did not arrive whole), and through Kestrel's HTTP/1.1 upgrade (a handshake after
+/// other requests on a kept-alive connection, or with the direct upgrade off). All answer and
 /// carry the same protocol.
 /// </summary>
-public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgradeTests.KestrelOnlyPipeline kestrelOnly)
-    : IClassFixture<SharedPipeline>, IClassFixture<WebSocketUpgradeTests.KestrelOnlyPipeline>
+public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgradeTests.KestrelOnlyPipeline kestrelOnly, WebSocketUpgradeTests.KestrelTransportPipeline kestrelTransport)
+    : IClassFixture<SharedPipeline>, IClassFixture<WebSocketUpgradeTests.KestrelOnlyPipeline>, IClassFixture<WebSocketUpgradeTests.KestrelTransportPipeline>
 {
+    /// <summary>What accepts the connection a direct handshake comes on.</summary>
+    public enum Transport
+    {
+        /// <summary>The gateway's own (<c>DirectSocketTransport</c>), the default.</summary>
+        Socket,
+
+        /// <summary>Kestrel's socket transport, the handshake taken by the connection middleware.</summary>
+        Kestrel,
+    }
+
     // RFC 6455 1.3's sample key and the accept value it gives.
     private const string SampleKey = "dGhlIHNhbXBsZSBub25jZQ==";
     private const string SampleAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -23,6 +35,15 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
 
     private GatewayNode Gateway => Stack.Gateways[0];
 
+    private LocalPipeline StackOf(Transport transport) => transport == Transport.Socket ? shared.Stack : kestrelTransport.Stack;
+
+    private async Task<NetworkStream> ConnectAsync(TcpClient tcp, Transport transport)
+    {
+        var http = StackOf(transport).Gateways[0].Http;
+        await tcp.ConnectAsync(http.Host, http.Port, TestContext.Current.CancellationToken);
+        return tcp.GetStream();
+    }
+
     private string Handshake(string? token, string? subprotocols = null) =>
         $"GET /ws HTTP/1.1\r\nHost: {Gateway.Http.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         $"Sec-WebSocket-Key: {SampleKey}\r\nSec-WebSocket-Version: 13\r\n" +
@@ -30,13 +51,14 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         (subprotocols is null ? string.Empty : $"Sec-WebSocket-Protocol: {subprotocols}\r\n") +
         "\r\n";
 
-    [Fact]
-    public async Task A_direct_handshake_gets_101_with_the_accept_key_and_subprotocol_and_the_websocket_answers_a_ping()
+    [Theory]
+    [InlineData(Transport.Socket)]
+    [InlineData(Transport.Kestrel)]
+    public async Task A_direct_handshake_gets_101_with_the_accept_key_and_subprotocol_and_the_websocket_answers_a_ping(Transport transport)
     {
         using var tcp = new TcpClient();
-        await tcp.ConnectAsync(Gateway.Http.Host, Gateway.Http.Port, TestContext.Current.CancellationToken);
-        var stream = tcp.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(Handshake(Stack.Token("direct", "room:*"), "realtime.v1.json")), TestContext.Current.CancellationToken);
+        var stream = await ConnectAsync(tcp, transport);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(Handshake(StackOf(transport).Token("direct", "room:*"), "realtime.v1.json")), TestContext.Current.CancellationToken);
 
         var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
         Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
@@ -54,12 +76,57 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         Assert.Equal("are you there", Encoding.ASCII.GetString(payload));
     }
 
-    [Fact]
-    public async Task A_refused_direct_handshake_is_a_whole_http_response_and_then_the_connection_ends()
+    [Theory]
+    [InlineData(Transport.Socket)]
+    [InlineData(Transport.Kestrel)]
+    public async Task A_frame_sent_in_the_same_write_as_the_handshake_is_the_websockets_first(Transport transport)
     {
         using var tcp = new TcpClient();
-        await tcp.ConnectAsync(Gateway.Http.Host, Gateway.Http.Port, TestContext.Current.CancellationToken);
-        var stream = tcp.GetStream();
+        var stream = await ConnectAsync(tcp, transport);
+        // Exactly the head is the handshake's: the ping right behind it belongs to the WebSocket.
+        byte[] handshakeAndPing = [.. Encoding.ASCII.GetBytes(Handshake(StackOf(transport).Token("eager", "room:*"))), .. RawWebSocket.MaskedFrame(0x9, "right away"u8.ToArray())];
+        await stream.WriteAsync(handshakeAndPing, TestContext.Current.CancellationToken);
+
+        var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
+        Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
+        using var cancellation = new CancellationTokenSource(Bound);
+        var frames = new List<(int Opcode, byte[] Payload)>
+        {
+            await RawWebSocket.ReadFrameAsync(stream, cancellation.Token),
+            await RawWebSocket.ReadFrameAsync(stream, cancellation.Token),
+        };
+        Assert.Contains(frames, f => f.Opcode == 0x1 && (string?)JsonNode.Parse(f.Payload)!["type"] == "connected");
+        Assert.Contains(frames, f => f.Opcode == 0xA && Encoding.ASCII.GetString(f.Payload) == "right away");
+    }
+
+    [Fact]
+    public async Task A_handshake_whose_head_arrives_in_pieces_is_upgraded()
+    {
+        using var tcp = new TcpClient();
+        var stream = await ConnectAsync(tcp, Transport.Socket);
+        var handshake = Encoding.ASCII.GetBytes(Handshake(Stack.Token("pieces", "room:*")));
+        // The request line, then the headers: a head the socket transport did not see whole goes
+        // on to Kestrel, where the connection middleware waits for the rest.
+        var split = Array.IndexOf(handshake, (byte)'\n') + 1;
+        await stream.WriteAsync(handshake.AsMemory(0, split), TestContext.Current.CancellationToken);
+        await stream.WriteAsync(handshake.AsMemory(split), TestContext.Current.CancellationToken);
+
+        var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
+        Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
+        Assert.Contains($"Sec-WebSocket-Accept: {SampleAccept}\r\n", answer, StringComparison.Ordinal);
+        using var cancellation = new CancellationTokenSource(Bound);
+        var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
+        Assert.Equal(0x1, opcode);
+        Assert.Equal("connected", (string?)JsonNode.Parse(payload)!["type"]);
+    }
+
+    [Theory]
+    [InlineData(Transport.Socket)]
+    [InlineData(Transport.Kestrel)]
+    public async Task A_refused_direct_handshake_is_a_whole_http_response_and_then_the_connection_ends(Transport transport)
+    {
+        using var tcp = new TcpClient();
+        var stream = await ConnectAsync(tcp, transport);
         await stream.WriteAsync(Encoding.ASCII.GetBytes(Handshake("not-a-token")), TestContext.Current.CancellationToken);
 
         // Read to the end: the connection closes after the response.
@@ -109,6 +176,12 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         Assert.Equal((string?)ack["eventId"], (string?)received["eventId"]);
         Assert.Equal("through kestrel", (string?)received["data"]!["text"]);
     }
+
+    /// <summary>One gateway whose HTTP port is Kestrel's socket transport: direct handshakes are taken by the connection middleware.</summary>
+    public sealed class KestrelTransportPipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "kestrel-transport", gateways: 1, settings: new Dictionary<string, string?>
+    {
+        ["Gateway__DirectSocketTransport"] = "false",
+    });
 
     /// <summary>One gateway that takes every WebSocket handshake through Kestrel's upgrade.</summary>
     public sealed class KestrelOnlyPipeline(TestInfrastructure infrastructure) : PipelineFixture(infrastructure, "kestrel-upgrade", gateways: 1, settings: new Dictionary<string, string?>

@@ -33,7 +33,7 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// (<see cref="DrainCoordinator"/>), and the process's exit closes what is left.
 /// </para>
 /// </remarks>
-internal sealed class DirectSocketTransport(
+internal sealed partial class DirectSocketTransport(
     int port,
     DirectWebSocketUpgrade upgrade,
     DirectWebSocketUpgrade.Limits limits,
@@ -68,7 +68,7 @@ internal sealed class DirectSocketTransport(
                 UnsafePreferInlineScheduling = sockets.UnsafePreferInlineScheduling,
             },
             loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
-        return new ValueTask<IConnectionListener>(new Listener(socket, factory, upgrade, limits, sockets.NoDelay));
+        return new ValueTask<IConnectionListener>(new Listener(socket, factory, upgrade, limits, sockets.NoDelay, loggers.CreateLogger<DirectSocketTransport>()));
     }
 
     private sealed class Listener : IConnectionListener
@@ -78,14 +78,16 @@ internal sealed class DirectSocketTransport(
         private readonly DirectWebSocketUpgrade _upgrade;
         private readonly DirectWebSocketUpgrade.Limits _limits;
         private readonly bool _noDelay;
+        private readonly ILogger _logger;
         // Sockets judged to be Kestrel's, in the order they were judged. Bounded by what the
         // kernel's accept queue lets in: each entry was an accepted connection.
         private readonly Channel<Socket> _forKestrel = Channel.CreateUnbounded<Socket>(new UnboundedChannelOptions { SingleReader = true });
         private readonly Task _acceptLoop;
         private long _connections;
 
-        public Listener(Socket listenSocket, SocketConnectionContextFactory factory, DirectWebSocketUpgrade upgrade, DirectWebSocketUpgrade.Limits limits, bool noDelay)
+        public Listener(Socket listenSocket, SocketConnectionContextFactory factory, DirectWebSocketUpgrade upgrade, DirectWebSocketUpgrade.Limits limits, bool noDelay, ILogger logger)
         {
+            _logger = logger;
             _listenSocket = listenSocket;
             _factory = factory;
             _upgrade = upgrade;
@@ -218,8 +220,25 @@ internal sealed class DirectSocketTransport(
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            // Not awaited: this method's state is garbage once the WebSocket runs.
-            _ = _upgrade.RunOnSocketAsync(socket, head!, ConnectionId(Interlocked.Increment(ref _connections)));
+            AcceptedWebSocket? accepted = null;
+            try
+            {
+                accepted = await _upgrade.HandshakeOnSocketAsync(socket, head!, ConnectionId(Interlocked.Increment(ref _connections)));
+            }
+            catch (Exception e)
+            {
+                // Never expected (the handshake answers its own errors): this connection ends, the node goes on.
+                LogHandshakeFailed(_logger, e);
+            }
+
+            if (accepted is null)
+            {
+                SocketStream.ShutDownAndClose(socket);
+                return;
+            }
+
+            // Not awaited: nothing here is kept while the WebSocket runs; the session closes the socket.
+            _ = _upgrade.RunOnSocketAsync(accepted);
         }
 
         private static string ConnectionId(long sequence) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"direct-{sequence:x}");
@@ -244,4 +263,7 @@ internal sealed class DirectSocketTransport(
         }
     }
 
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "A direct WebSocket handshake failed")]
+    private static partial void LogHandshakeFailed(ILogger logger, Exception exception);
 }

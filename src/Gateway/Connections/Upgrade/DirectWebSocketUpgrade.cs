@@ -124,40 +124,28 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
     }
 
     /// <summary>
-    /// Runs a handshake whose head was read straight off an accepted socket
-    /// (<see cref="DirectSocketTransport"/>), and its WebSocket on that socket; closes the socket
-    /// when done.
+    /// Runs the checks of a handshake whose head was read straight off an accepted socket
+    /// (<see cref="DirectSocketTransport"/>) and accepts it on that socket; null when the client
+    /// was refused (the answer is written) or went away.
     /// </summary>
-    public async Task RunOnSocketAsync(Socket socket, UpgradeRequestHead head, string connectionId)
+    public async Task<AcceptedWebSocket?> HandshakeOnSocketAsync(Socket socket, UpgradeRequestHead head, string connectionId)
     {
-        // One method, no wrapper: its state machine is what such a WebSocket's connection holds for life.
         try
         {
-            var accepted = await HandshakeAsync(new SocketUpgradeTransport(socket, connectionId), head);
-            // Parameters live as long as the state machine: the head (with the token in its
-            // headers) is garbage once the handshake is done.
-            head = null!;
-            connectionId = null!;
-            if (accepted is not null)
-            {
-                // However it ends, the WebSocket's stream (disposed with it) has closed the socket.
-                await _acceptor!.RunAsync(accepted);
-            }
+            return await HandshakeAsync(new SocketUpgradeTransport(socket, connectionId), head);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException)
         {
             // The client went away mid-handshake: nothing to answer and nothing to log.
-        }
-        catch (Exception e)
-        {
-            // Never expected (the session handles its own errors): this connection ends, the node goes on.
-            LogConnectionFailed(_logger ??= services.GetRequiredService<ILoggerFactory>().CreateLogger<DirectWebSocketUpgrade>(), e);
-        }
-        finally
-        {
-            SocketStream.ShutDownAndClose(socket);
+            return null;
         }
     }
+
+    /// <summary>
+    /// Runs a WebSocket accepted by <see cref="HandshakeOnSocketAsync"/> until it ends. Its socket
+    /// is closed with it: the session disposes the WebSocket, which disposes its stream.
+    /// </summary>
+    public Task<bool> RunOnSocketAsync(AcceptedWebSocket accepted) => _acceptor!.RunAsync(accepted);
 
     private async Task<AcceptedWebSocket?> HandshakeAsync(UpgradeTransport connection, UpgradeRequestHead head)
     {
@@ -223,9 +211,6 @@ internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, 
 
         return accepted;
     }
-
-    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "A direct WebSocket connection failed")]
-    private static partial void LogConnectionFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "WebSocket handshake failed")]
     private static partial void LogHandshakeFailed(ILogger logger, Exception exception);

@@ -15,7 +15,8 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// <see cref="System.Net.WebSockets.WebSocket.Abort"/> and the end of a close handshake do) shuts
 /// the connection down and closes it, which also wakes a pending read or write. Socket errors
 /// surface as <see cref="IOException"/>, as from <see cref="NetworkStream"/>, and anything after
-/// disposal as <see cref="OperationCanceledException"/>, as from <see cref="DuplexPipeStream"/>.
+/// disposal as <see cref="OperationCanceledException"/>, as from <see cref="DuplexPipeStream"/>
+/// (except a pending zero-byte read's, which the WebSocket reports the same way whatever they are).
 /// </remarks>
 internal sealed class SocketStream(Socket socket) : DuplexStream, IReceiveClock
 {
@@ -39,7 +40,15 @@ internal sealed class SocketStream(Socket socket) : DuplexStream, IReceiveClock
             return ValueTask.FromException<int>(Translate(e));
         }
 
-        return receive.IsCompletedSuccessfully ? new ValueTask<int>(Received(receive.Result)) : AwaitReceiveAsync(receive);
+        if (receive.IsCompletedSuccessfully)
+        {
+            return new ValueTask<int>(Received(receive.Result));
+        }
+
+        // A zero-byte read (how an idle WebSocket waits) takes nothing to note and is handed back
+        // as the socket's own: a wrapper would hold one more state machine per idle connection.
+        // Its errors reach the WebSocket untranslated, which reports any of them the same way.
+        return buffer.IsEmpty ? receive : AwaitReceiveAsync(receive);
     }
 
     // Pooled: an idle connection spends its life in this await, and a box per read would be garbage.
@@ -48,7 +57,9 @@ internal sealed class SocketStream(Socket socket) : DuplexStream, IReceiveClock
     {
         try
         {
-            return Received(await receive.ConfigureAwait(false));
+            var count = await receive.ConfigureAwait(false);
+            // Our own shutdown ends a pending read as the peer's close would: it was disposed, not closed.
+            return count == 0 && IsDisposed ? throw Closed() : Received(count);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
