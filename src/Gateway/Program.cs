@@ -154,6 +154,7 @@ if (gatewayOptions.DirectWebSocketUpgrade && gatewayOptions.DirectSocketTranspor
             new DirectWebSocketUpgrade(services, direct, https: false),
             direct,
             sockets,
+            services.GetService<IMemoryPoolFactory<byte>>(),
             services.GetRequiredService<ILoggerFactory>());
     });
 }

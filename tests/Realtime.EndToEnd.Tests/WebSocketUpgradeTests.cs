@@ -60,18 +60,12 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         var stream = await ConnectAsync(tcp, transport);
         await stream.WriteAsync(Encoding.ASCII.GetBytes(Handshake(StackOf(transport).Token("direct", "room:*"), "realtime.v1.json")), TestContext.Current.CancellationToken);
 
-        var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
-        Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
-        Assert.Contains($"Sec-WebSocket-Accept: {SampleAccept}\r\n", answer, StringComparison.Ordinal);
-        Assert.Contains("Sec-WebSocket-Protocol: realtime.v1.json\r\n", answer, StringComparison.Ordinal);
-
         // Its first frame is the session's "connected"; a ping gets its pong after it.
+        var answer = await ReadUpgradeAndConnectedAsync(stream);
+        Assert.Contains("Sec-WebSocket-Protocol: realtime.v1.json\r\n", answer, StringComparison.Ordinal);
         using var cancellation = new CancellationTokenSource(Bound);
-        var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
-        Assert.Equal(0x1, opcode);
-        Assert.Equal("connected", (string?)JsonNode.Parse(payload)!["type"]);
         await stream.WriteAsync(RawWebSocket.MaskedFrame(0x9, "are you there"u8.ToArray()), TestContext.Current.CancellationToken);
-        (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
+        var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
         Assert.Equal(0xA, opcode);
         Assert.Equal("are you there", Encoding.ASCII.GetString(payload));
     }
@@ -111,13 +105,7 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         await stream.WriteAsync(handshake.AsMemory(0, split), TestContext.Current.CancellationToken);
         await stream.WriteAsync(handshake.AsMemory(split), TestContext.Current.CancellationToken);
 
-        var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
-        Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
-        Assert.Contains($"Sec-WebSocket-Accept: {SampleAccept}\r\n", answer, StringComparison.Ordinal);
-        using var cancellation = new CancellationTokenSource(Bound);
-        var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
-        Assert.Equal(0x1, opcode);
-        Assert.Equal("connected", (string?)JsonNode.Parse(payload)!["type"]);
+        await ReadUpgradeAndConnectedAsync(stream);
     }
 
     [Theory]
@@ -153,13 +141,7 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         Assert.StartsWith("HTTP/1.1 200 OK\r\n", health, StringComparison.Ordinal);
 
         await stream.WriteAsync(Encoding.ASCII.GetBytes(Handshake(Stack.Token("kept-alive", "room:*"))), TestContext.Current.CancellationToken);
-        var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
-        Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
-        Assert.Contains($"Sec-WebSocket-Accept: {SampleAccept}\r\n", answer, StringComparison.Ordinal);
-        using var cancellation = new CancellationTokenSource(Bound);
-        var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
-        Assert.Equal(0x1, opcode);
-        Assert.Equal("connected", (string?)JsonNode.Parse(payload)!["type"]);
+        await ReadUpgradeAndConnectedAsync(stream);
     }
 
     [Fact]
@@ -175,6 +157,19 @@ public sealed class WebSocketUpgradeTests(SharedPipeline shared, WebSocketUpgrad
         var received = await listener.NextEventAsync();
         Assert.Equal((string?)ack["eventId"], (string?)received["eventId"]);
         Assert.Equal("through kestrel", (string?)received["data"]!["text"]);
+    }
+
+    /// <summary>Reads a <c>101</c> carrying the sample key's accept value, then the session's "connected" frame; returns the <c>101</c>.</summary>
+    private static async Task<string> ReadUpgradeAndConnectedAsync(NetworkStream stream)
+    {
+        var answer = await RawWebSocket.ReadHandshakeAsync(stream, Bound);
+        Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", answer, StringComparison.Ordinal);
+        Assert.Contains($"Sec-WebSocket-Accept: {SampleAccept}\r\n", answer, StringComparison.Ordinal);
+        using var cancellation = new CancellationTokenSource(Bound);
+        var (opcode, payload) = await RawWebSocket.ReadFrameAsync(stream, cancellation.Token);
+        Assert.Equal(0x1, opcode);
+        Assert.Equal("connected", (string?)JsonNode.Parse(payload)!["type"]);
+        return answer;
     }
 
     /// <summary>One gateway whose HTTP port is Kestrel's socket transport: direct handshakes are taken by the connection middleware.</summary>

@@ -134,10 +134,20 @@ internal sealed class AcceptedWebSocket(
     /// <summary>The upgraded stream the keep-alive sweep pings through; null on the WebSocket's own keep-alive.</summary>
     public KeepAliveStream? Stream { get; } = stream;
 
+    /// <summary>Called once this was disposed: how a transport that owns the connection learns it ended.</summary>
+    public Action? Ended { get; set; }
+
     public async ValueTask DisposeAsync()
     {
-        Socket.Dispose();
-        await userSlot.DisposeAsync();
-        admission.Dispose();
+        try
+        {
+            Socket.Dispose();
+            await userSlot.DisposeAsync();
+            admission.Dispose();
+        }
+        finally
+        {
+            Ended?.Invoke();
+        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Reflection;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -28,9 +29,11 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// before. Used only on a plain-http port: a TLS handshake is Kestrel's.
 /// </para>
 /// <para>
-/// What such a WebSocket does not get from Kestrel: its connection metrics (<c>kestrel.*</c>) and
-/// its abort at the end of a shutdown. The node's own gauges count it, the drain closes it
-/// (<see cref="DrainCoordinator"/>), and the process's exit closes what is left.
+/// What such a WebSocket does not get from Kestrel: its connection metrics (<c>kestrel.*</c>;
+/// the node's own gauges count it). Stopping waits for it as Kestrel waits for its own connections
+/// (<see cref="IConnectionListener.UnbindAsync"/>), while the drain closes it
+/// (<see cref="DrainCoordinator"/>); what is left when the host's shutdown time is up ends with
+/// the process.
 /// </para>
 /// </remarks>
 internal sealed partial class DirectSocketTransport(
@@ -38,12 +41,52 @@ internal sealed partial class DirectSocketTransport(
     DirectWebSocketUpgrade upgrade,
     DirectWebSocketUpgrade.Limits limits,
     SocketTransportOptions sockets,
+    IMemoryPoolFactory<byte>? memoryPools,
     ILoggerFactory loggers) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     // Enough for a handshake with a long token in its query.
     private const int FirstPeekBytes = 2048;
 
-    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint ip && ip.Port == port;
+    private readonly SocketConnectionFactoryOptions? connectionOptions = ConnectionOptions(sockets, memoryPools, loggers);
+
+    /// <summary>
+    /// Whether the connections handed to Kestrel can be made exactly as Kestrel's own transport
+    /// makes them; when not, this transport binds nothing and Kestrel's accepts everything.
+    /// </summary>
+    public bool IsAvailable => connectionOptions is not null;
+
+    public bool CanBind(EndPoint endpoint) => IsAvailable && endpoint is IPEndPoint ip && ip.Port == port;
+
+    /// <summary>
+    /// Kestrel's own options for the connections it gets from here, with Kestrel's memory pool.
+    /// </summary>
+    /// <remarks>
+    /// The public constructor of the options gives a connection a plain array pool instead of the
+    /// pinned-block pool Kestrel's transport uses, and Kestrel's HTTP/1.1 chunked response writer
+    /// then hands out empty spans (the long-poll and SSE responses failed with
+    /// <c>ArgumentOutOfRangeException</c> from <c>BuffersExtensions.WriteMultiSegment</c>). The pool
+    /// factory is internal to Kestrel, so it is set by name; if a later Kestrel renames it, null.
+    /// </remarks>
+    private static SocketConnectionFactoryOptions? ConnectionOptions(SocketTransportOptions sockets, IMemoryPoolFactory<byte>? memoryPools, ILoggerFactory loggers)
+    {
+        var pool = typeof(SocketConnectionFactoryOptions).GetProperty("MemoryPoolFactory", BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public);
+        if (memoryPools is null || pool is null || !pool.PropertyType.IsInstanceOfType(memoryPools) || pool.SetMethod is null)
+        {
+            LogUnavailable(loggers.CreateLogger<DirectSocketTransport>());
+            return null;
+        }
+
+        var options = new SocketConnectionFactoryOptions
+        {
+            IOQueueCount = sockets.IOQueueCount,
+            WaitForDataBeforeAllocatingBuffer = sockets.WaitForDataBeforeAllocatingBuffer,
+            MaxReadBufferSize = sockets.MaxReadBufferSize,
+            MaxWriteBufferSize = sockets.MaxWriteBufferSize,
+            UnsafePreferInlineScheduling = sockets.UnsafePreferInlineScheduling,
+        };
+        pool.SetValue(options, memoryPools);
+        return options;
+    }
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -58,16 +101,7 @@ internal sealed partial class DirectSocketTransport(
             throw;
         }
 
-        var factory = new SocketConnectionContextFactory(
-            new SocketConnectionFactoryOptions
-            {
-                IOQueueCount = sockets.IOQueueCount,
-                WaitForDataBeforeAllocatingBuffer = sockets.WaitForDataBeforeAllocatingBuffer,
-                MaxReadBufferSize = sockets.MaxReadBufferSize,
-                MaxWriteBufferSize = sockets.MaxWriteBufferSize,
-                UnsafePreferInlineScheduling = sockets.UnsafePreferInlineScheduling,
-            },
-            loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
+        var factory = new SocketConnectionContextFactory(connectionOptions!, loggers.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
         return new ValueTask<IConnectionListener>(new Listener(socket, factory, upgrade, limits, sockets.NoDelay, loggers.CreateLogger<DirectSocketTransport>()));
     }
 
@@ -83,11 +117,16 @@ internal sealed partial class DirectSocketTransport(
         // kernel's accept queue lets in: each entry was an accepted connection.
         private readonly Channel<Socket> _forKestrel = Channel.CreateUnbounded<Socket>(new UnboundedChannelOptions { SingleReader = true });
         private readonly Task _acceptLoop;
+        private readonly Action _ended;
         private long _connections;
+        // Direct WebSockets running, and what the unbinding waits on until none is.
+        private int _open;
+        private TaskCompletionSource? _allEnded;
 
         public Listener(Socket listenSocket, SocketConnectionContextFactory factory, DirectWebSocketUpgrade upgrade, DirectWebSocketUpgrade.Limits limits, bool noDelay, ILogger logger)
         {
             _logger = logger;
+            _ended = Ended;
             _listenSocket = listenSocket;
             _factory = factory;
             _upgrade = upgrade;
@@ -238,15 +277,45 @@ internal sealed partial class DirectSocketTransport(
             }
 
             // Not awaited: nothing here is kept while the WebSocket runs; the session closes the socket.
+            Interlocked.Increment(ref _open);
+            accepted.Ended = _ended;
             _ = _upgrade.RunOnSocketAsync(accepted);
         }
 
         private static string ConnectionId(long sequence) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"direct-{sequence:x}");
 
+        private void Ended()
+        {
+            if (Interlocked.Decrement(ref _open) == 0)
+            {
+                Volatile.Read(ref _allEnded)?.TrySetResult();
+            }
+        }
+
+        /// <summary>
+        /// Stops accepting, then waits (as Kestrel waits for its own connections) until the
+        /// WebSockets running here have ended: the node's drain is closing them over its window,
+        /// and the process must not exit under their close handshakes.
+        /// </summary>
         public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
         {
             _listenSocket.Dispose();
             await _acceptLoop;
+            var allEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _allEnded, allEnded);
+            if (Volatile.Read(ref _open) == 0)
+            {
+                allEnded.TrySetResult();
+            }
+
+            try
+            {
+                await allEnded.Task.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Out of time: what is still open ends with the process.
+            }
         }
 
         public async ValueTask DisposeAsync()
@@ -263,6 +332,9 @@ internal sealed partial class DirectSocketTransport(
         }
     }
 
+
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Warning, Message = "Gateway:DirectSocketTransport is on, but this Kestrel's socket connections cannot be made with its memory pool: Kestrel's own transport accepts every connection")]
+    private static partial void LogUnavailable(ILogger logger);
 
     [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "A direct WebSocket handshake failed")]
     private static partial void LogHandshakeFailed(ILogger logger, Exception exception);

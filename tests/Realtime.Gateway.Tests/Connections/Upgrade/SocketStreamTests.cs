@@ -1,15 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
-using Realtime.Gateway.Connections;
 using Realtime.Gateway.Connections.Upgrade;
 
 namespace Realtime.Gateway.Tests.Connections.Upgrade;
 
-/// <summary>The stream a direct WebSocket runs on, over a real loopback TCP connection.</summary>
-public sealed class SocketStreamTests : IAsyncLifetime
+/// <summary>The stream a direct WebSocket runs on straight over its socket, on a real loopback TCP connection.</summary>
+public sealed class SocketStreamTests : DuplexStreamContract, IAsyncLifetime
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
-
     private Socket _ours = null!;
     private Socket _peer = null!;
 
@@ -33,44 +30,28 @@ public sealed class SocketStreamTests : IAsyncLifetime
         return ValueTask.CompletedTask;
     }
 
-    [Fact]
-    public async Task A_zero_byte_read_waits_for_data_and_takes_none_of_it()
+    private protected override DuplexStream Stream() => new SocketStream(_ours);
+
+    protected override async ValueTask SendFromPeerAsync(byte[] bytes) => await _peer.SendAsync(bytes, TestContext.Current.CancellationToken);
+
+    protected override ValueTask CloseFromPeerAsync()
     {
-        using var stream = new SocketStream(_ours);
-        var waiting = stream.ReadAsync(Memory<byte>.Empty, TestContext.Current.CancellationToken).AsTask();
-        Assert.False(waiting.IsCompleted);
-
-        await _peer.SendAsync(new byte[] { 1, 2, 3 }, TestContext.Current.CancellationToken);
-        Assert.Equal(0, await waiting.WaitAsync(Bound, TestContext.Current.CancellationToken));
-
-        var buffer = new byte[8];
-        Assert.Equal(3, await stream.ReadAsync(buffer, TestContext.Current.CancellationToken));
-        Assert.Equal(new byte[] { 1, 2, 3 }, buffer[..3]);
-    }
-
-    [Fact]
-    public async Task The_keep_alive_over_it_sees_when_bytes_last_came_in()
-    {
-        using var keepAlive = new KeepAliveStream(new SocketStream(_ours));
-        var before = keepAlive.LastReceived;
-        Assert.True(SpinWait.SpinUntil(() => Environment.TickCount64 >= before + 20, Bound));
-
-        var waiting = keepAlive.ReadAsync(Memory<byte>.Empty, TestContext.Current.CancellationToken).AsTask();
-        await _peer.SendAsync(new byte[] { 1 }, TestContext.Current.CancellationToken);
-        Assert.Equal(0, await waiting.WaitAsync(Bound, TestContext.Current.CancellationToken));
-        Assert.Equal(before, keepAlive.LastReceived);
-
-        Assert.Equal(1, await keepAlive.ReadAsync(new byte[4], TestContext.Current.CancellationToken));
-        Assert.True(keepAlive.LastReceived >= before + 20);
-    }
-
-    [Fact]
-    public async Task The_peer_closing_ends_the_stream()
-    {
-        using var stream = new SocketStream(_ours);
         _peer.Shutdown(SocketShutdown.Send);
+        return ValueTask.CompletedTask;
+    }
 
-        Assert.Equal(0, await stream.ReadAsync(new byte[4], TestContext.Current.CancellationToken).AsTask().WaitAsync(Bound, TestContext.Current.CancellationToken));
+    protected override async ValueTask<byte[]> ReceiveAtPeerAsync(int count)
+    {
+        var bytes = new byte[count];
+        using var timeout = new CancellationTokenSource(Bound);
+        for (var total = 0; total < count;)
+        {
+            var read = await _peer.ReceiveAsync(bytes.AsMemory(total), timeout.Token);
+            Assert.NotEqual(0, read);
+            total += read;
+        }
+
+        return bytes;
     }
 
     [Fact]
@@ -78,7 +59,7 @@ public sealed class SocketStreamTests : IAsyncLifetime
     {
         // A small send buffer; the peer's receive window grows only as it reads.
         _ours.SendBufferSize = 4096;
-        using var stream = new SocketStream(_ours);
+        using var stream = Stream();
         var sent = new byte[8 * 1024 * 1024];
         for (var i = 0; i < sent.Length; i++)
         {
@@ -89,36 +70,25 @@ public sealed class SocketStreamTests : IAsyncLifetime
         var writing = stream.WriteAsync(sent, TestContext.Current.CancellationToken).AsTask();
         Assert.False(writing.IsCompleted);
 
-        var received = new byte[sent.Length];
-        var total = 0;
-        using var timeout = new CancellationTokenSource(Bound);
-        while (total < received.Length)
-        {
-            total += await _peer.ReceiveAsync(received.AsMemory(total), timeout.Token);
-        }
-
+        Assert.Equal(sent, await ReceiveAtPeerAsync(sent.Length));
         await writing.WaitAsync(Bound, TestContext.Current.CancellationToken);
-        Assert.Equal(sent, received);
     }
 
     [Fact]
-    public async Task Disposing_wakes_a_pending_read_and_the_peer_sees_the_end()
+    public async Task Disposing_closes_the_connection_and_later_writes_are_refused()
     {
-        var stream = new SocketStream(_ours);
-        var reading = stream.ReadAsync(new byte[4], TestContext.Current.CancellationToken).AsTask();
-        Assert.False(reading.IsCompleted);
+        var stream = Stream();
+        await stream.DisposeAsync();
 
-        stream.Dispose();
-
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading.WaitAsync(Bound, TestContext.Current.CancellationToken));
         Assert.Equal(0, await _peer.ReceiveAsync(new byte[4], TestContext.Current.CancellationToken).AsTask().WaitAsync(Bound, TestContext.Current.CancellationToken));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.WriteAsync(new byte[] { 1 }, TestContext.Current.CancellationToken).AsTask());
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.ReadAsync(new byte[1], TestContext.Current.CancellationToken).AsTask());
     }
 
     [Fact]
     public async Task A_reset_by_the_peer_is_an_io_exception()
     {
-        using var stream = new SocketStream(_ours);
+        using var stream = Stream();
         var reading = stream.ReadAsync(new byte[4], TestContext.Current.CancellationToken).AsTask();
         _peer.LingerState = new LingerOption(true, 0);
         _peer.Close();
