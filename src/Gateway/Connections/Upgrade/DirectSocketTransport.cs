@@ -24,7 +24,7 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// How a socket is judged: the first bytes are peeked (<see cref="SocketFlags.Peek"/>), not read.
 /// Only a whole, plain, well-formed handshake in what has arrived (<see cref="UpgradeRequestHead"/>)
 /// is taken, and exactly its head is then read off the socket; anything else (another request, a
-/// head not yet whole, TLS, HTTP/2, silence past the first-byte timeout) goes to Kestrel untouched,
+/// head not yet whole, TLS, HTTP/2, silence past the request headers timeout) goes to Kestrel untouched,
 /// where <see cref="DirectWebSocketUpgrade"/> and Kestrel's own parser and limits meet it as
 /// before. Used only on a plain-http port: a TLS handshake is Kestrel's.
 /// </para>
@@ -47,6 +47,8 @@ internal sealed partial class DirectSocketTransport(
     // Enough for a handshake with a long token in its query.
     private const int FirstPeekBytes = 2048;
 
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly SocketConnectionFactoryOptions? connectionOptions = ConnectionOptions(sockets, memoryPools, loggers);
 
     /// <summary>
@@ -62,9 +64,9 @@ internal sealed partial class DirectSocketTransport(
     /// </summary>
     /// <remarks>
     /// The public constructor of the options gives a connection a plain array pool instead of the
-    /// pinned-block pool Kestrel's transport uses, and Kestrel's HTTP/1.1 chunked response writer
-    /// then hands out empty spans (the long-poll and SSE responses failed with
-    /// <c>ArgumentOutOfRangeException</c> from <c>BuffersExtensions.WriteMultiSegment</c>). The pool
+    /// pool Kestrel's own transport takes from its services, and with it the response body writer
+    /// handed out an empty span partway through a response (every long-poll and SSE response
+    /// failed with <c>ArgumentOutOfRangeException</c> from <c>BuffersExtensions.Write</c>). The pool
     /// factory is internal to Kestrel, so it is set by name; if a later Kestrel renames it, null.
     /// </remarks>
     private static SocketConnectionFactoryOptions? ConnectionOptions(SocketTransportOptions sockets, IMemoryPoolFactory<byte>? memoryPools, ILoggerFactory loggers)
@@ -113,8 +115,9 @@ internal sealed partial class DirectSocketTransport(
         private readonly DirectWebSocketUpgrade.Limits _limits;
         private readonly bool _noDelay;
         private readonly ILogger _logger;
-        // Sockets judged to be Kestrel's, in the order they were judged. Bounded by what the
-        // kernel's accept queue lets in: each entry was an accepted connection.
+        // Sockets judged to be Kestrel's, in the order they were judged, until Kestrel's accept
+        // loop (always waiting on it while bound) takes them: each is an open socket, so the
+        // process's file limit bounds them, as it bounds Kestrel's own accepted connections.
         private readonly Channel<Socket> _forKestrel = Channel.CreateUnbounded<Socket>(new UnboundedChannelOptions { SingleReader = true });
         private readonly Task _acceptLoop;
         private readonly Action _ended;
@@ -171,8 +174,15 @@ internal sealed partial class DirectSocketTransport(
                     // Unbound.
                     break;
                 }
+                catch (SocketException e)
+                {
+                    // Out of file descriptors or buffers: the listener must outlive it. What is
+                    // waiting stays in the kernel's accept queue until then.
+                    LogAcceptFailed(_logger, e.SocketErrorCode);
+                    await Task.Delay(AcceptRetryDelay);
+                    continue;
+                }
 
-                socket.NoDelay = _noDelay;
                 _ = JudgeAsync(socket);
             }
 
@@ -184,17 +194,21 @@ internal sealed partial class DirectSocketTransport(
             var limits = _limits;
             UpgradeRequestHead? head = null;
             var length = 0;
-            // Most handshakes are a few hundred bytes: a small peek first, the largest head only if needed.
-            var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(FirstPeekBytes, limits.MaxHeadBytes));
+            byte[]? buffer = null;
             try
             {
                 try
                 {
+                    socket.NoDelay = _noDelay;
                     using (var silence = new CancellationTokenSource(limits.HeadTimeout))
                     {
-                        // Readiness, not data: nothing is taken from the socket.
+                        // Readiness, not data: nothing is taken from the socket, and a silent
+                        // connection holds no buffer.
                         await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, silence.Token);
                     }
+
+                    // Most handshakes are a few hundred bytes: a small peek first, the largest head only if needed.
+                    buffer = ArrayPool<byte>.Shared.Rent(Math.Min(FirstPeekBytes, limits.MaxHeadBytes));
 
                     while (true)
                     {
@@ -238,7 +252,7 @@ internal sealed partial class DirectSocketTransport(
                 // Exactly the head: what the client sent after it is the WebSocket's.
                 for (var taken = 0; taken < length;)
                 {
-                    var read = await socket.ReceiveAsync(buffer.AsMemory(taken, length - taken), SocketFlags.None);
+                    var read = await socket.ReceiveAsync(buffer!.AsMemory(taken, length - taken), SocketFlags.None);
                     if (read == 0)
                     {
                         socket.Dispose();
@@ -256,7 +270,10 @@ internal sealed partial class DirectSocketTransport(
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                if (buffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
 
             AcceptedWebSocket? accepted = null;
@@ -335,6 +352,9 @@ internal sealed partial class DirectSocketTransport(
 
     [LoggerMessage(EventId = 5006, Level = LogLevel.Warning, Message = "Gateway:DirectSocketTransport is on, but this Kestrel's socket connections cannot be made with its memory pool: Kestrel's own transport accepts every connection")]
     private static partial void LogUnavailable(ILogger logger);
+
+    [LoggerMessage(EventId = 5007, Level = LogLevel.Warning, Message = "Accepting a connection on the HTTP port failed ({Error}); retrying")]
+    private static partial void LogAcceptFailed(ILogger logger, SocketError error);
 
     [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "A direct WebSocket handshake failed")]
     private static partial void LogHandshakeFailed(ILogger logger, Exception exception);
