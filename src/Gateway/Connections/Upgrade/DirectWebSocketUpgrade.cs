@@ -22,7 +22,10 @@ namespace Realtime.Gateway.Connections.Upgrade;
 /// (docs/benchmarks.md, change 23). Here the handshake's HttpContext is dropped once the
 /// WebSocket is accepted. TLS, the socket and its pipes, the connection limits and graceful
 /// shutdown stay Kestrel's; the handshake's answers (status codes, bodies, headers) are the ones
-/// <see cref="WebSocketAcceptor"/> gives on either path.
+/// <see cref="WebSocketAcceptor"/> gives on either path. On a plain-http port most handshakes
+/// never reach this middleware: <see cref="DirectSocketTransport"/> takes them off the accepted
+/// socket first and runs the same handshake through <see cref="HandshakeOnSocketAsync"/>, with
+/// no Kestrel connection at all.
 /// </remarks>
 internal sealed partial class DirectWebSocketUpgrade(IServiceProvider services, DirectWebSocketUpgrade.Limits limits, bool https)
 {
