@@ -51,7 +51,7 @@ internal sealed class SocketStream(Socket socket) : DuplexStream, IReceiveClock
         return buffer.IsEmpty ? receive : AwaitReceiveAsync(receive);
     }
 
-    // Pooled: an idle connection spends its life in this await, and a box per read would be garbage.
+    // Pooled: every read that has to wait for its bytes comes through here, and a box per read would be garbage.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> AwaitReceiveAsync(ValueTask<int> receive)
     {
