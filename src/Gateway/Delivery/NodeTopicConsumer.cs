@@ -37,6 +37,9 @@ internal sealed partial class NodeTopicConsumer(
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MetadataTimeout = TimeSpan.FromSeconds(5);
 
+    // Used by the consume loop's one thread: a record's writes to small channels, started together.
+    private readonly FanoutWrites.WriteBatch _writes = new();
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.Factory.StartNew(() => Run(stoppingToken), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
@@ -148,15 +151,22 @@ internal sealed partial class NodeTopicConsumer(
         {
             if (result.Message.Headers is { } headers && headers.TryGetLastBytes(NodeTopicHeaders.Batch, out _))
             {
-                foreach (var delivery in NodeDeliveryBatch.Parser.ParseFrom(result.Message.Value).Deliveries)
+                try
                 {
-                    Deliver(delivery, default);
+                    foreach (var delivery in NodeDeliveryBatch.Parser.ParseFrom(result.Message.Value).Deliveries)
+                    {
+                        Deliver(delivery, default, _writes);
+                    }
+                }
+                finally
+                {
+                    _writes.Flush();
                 }
             }
             else
             {
                 // A single delivery per record: what fanouts before batching wrote.
-                Deliver(NodeDelivery.Parser.ParseFrom(result.Message.Value), KafkaTraceContext.Extract(result.Message.Headers));
+                Deliver(NodeDelivery.Parser.ParseFrom(result.Message.Value), KafkaTraceContext.Extract(result.Message.Headers), batch: null);
             }
         }
         catch (InvalidProtocolBufferException)
@@ -167,7 +177,7 @@ internal sealed partial class NodeTopicConsumer(
         }
     }
 
-    private void Deliver(NodeDelivery delivery, ActivityContext parent)
+    private void Deliver(NodeDelivery delivery, ActivityContext parent, FanoutWrites.WriteBatch? batch)
     {
         var envelope = delivery.Event;
         if (envelope is null)
@@ -192,7 +202,7 @@ internal sealed partial class NodeTopicConsumer(
             ? null
             : PipelineTelemetry.Tracing.StartActivity("deliver", ActivityKind.Consumer, parent);
         using var outgoing = new OutgoingEvent(envelope, delivery.Seq, delivery.Epoch);
-        var subscribers = hub.Dispatch(envelope.Channel, outgoing);
+        var subscribers = hub.Dispatch(envelope.Channel, outgoing, batch);
         activity?.SetTag("realtime.subscribers", subscribers);
     }
 

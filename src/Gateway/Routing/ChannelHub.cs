@@ -138,7 +138,10 @@ internal sealed class ChannelHub(RouteRegistry routes)
 
     /// <summary>Offers an event to every local subscriber of the channel.</summary>
     /// <returns>How many subscribers it was offered to.</returns>
-    public int Dispatch(string channel, OutgoingEvent outgoing)
+    /// <param name="channel">The event's channel.</param>
+    /// <param name="outgoing">The event, encoded once for every subscriber.</param>
+    /// <param name="batch">Where writes wait for the rest of their node-topic batch (<see cref="FanoutWrites.WriteBatch"/>); null: written now.</param>
+    public int Dispatch(string channel, OutgoingEvent outgoing, FanoutWrites.WriteBatch? batch = null)
     {
         if (!_channels.TryGetValue(channel, out var entry))
         {
@@ -146,7 +149,7 @@ internal sealed class ChannelHub(RouteRegistry routes)
         }
 
         var subscribers = entry.Subscribers.Snapshot();
-        FanoutWrites.Deliver(subscribers, channel, outgoing);
+        FanoutWrites.Deliver(subscribers, channel, outgoing, batch);
         return subscribers.Length;
     }
 

@@ -77,6 +77,76 @@ public sealed class FanoutWritesTests
         Assert.True(log.WaitForWrites(FanoutWrites.InlineLimit, Bounded), $"{log.Writes} of {FanoutWrites.InlineLimit} sinks were written");
     }
 
+    [Fact]
+    public void A_small_batchs_writes_wait_for_its_flush_and_are_made_there_by_the_dispatching_thread()
+    {
+        using var log = new CallLog();
+        var batch = new FanoutWrites.WriteBatch();
+        // One subscriber per channel (W3's shape), a few events; the third sink dropped its event.
+        var sinks = Sinks(5, log, queues: i => i != 2);
+        using var outgoing = Event();
+
+        foreach (var sink in sinks)
+        {
+            FanoutWrites.Deliver([sink], "room", outgoing, batch);
+        }
+
+        Assert.Equal(0, log.Writes);
+        batch.Flush();
+
+        var thread = Environment.CurrentManagedThreadId;
+        Assert.Equal(
+            [("write", 0, thread), ("write", 1, thread), ("write", 3, thread), ("write", 4, thread)],
+            log.Calls.Where(c => c.Call == "write"));
+    }
+
+    [Fact]
+    public void A_batch_larger_than_a_slice_is_queued_in_order_here_and_written_from_the_pool()
+    {
+        using var log = new CallLog();
+        var batch = new FanoutWrites.WriteBatch();
+        var count = (FanoutWrites.SliceSize * 2) + 3;
+        var sinks = Sinks(count, log);
+        using var outgoing = Event();
+
+        foreach (var sink in sinks)
+        {
+            FanoutWrites.Deliver([sink], "room", outgoing, batch);
+        }
+
+        batch.Flush();
+
+        var thread = Environment.CurrentManagedThreadId;
+        Assert.Equal(
+            [.. Enumerable.Range(0, count).Select(i => ("queue", i, thread))],
+            log.Calls.Where(c => c.Call == "queue"));
+        Assert.True(log.WaitForWrites(count, Bounded), $"{log.Writes} of {count} sinks were written");
+        Assert.Equal(Enumerable.Range(0, count), log.WrittenSinks.Order());
+        // The remainder after the last full slice went to the pool too, not to this thread.
+        Assert.DoesNotContain(log.Calls, c => c.Call == "write" && c.Thread == thread);
+    }
+
+    [Fact]
+    public void A_flushed_batch_starts_afresh()
+    {
+        using var log = new CallLog();
+        var batch = new FanoutWrites.WriteBatch();
+        using var outgoing = Event();
+        foreach (var sink in Sinks(FanoutWrites.SliceSize + 1, log))
+        {
+            FanoutWrites.Deliver([sink], "room", outgoing, batch);
+        }
+
+        batch.Flush();
+        Assert.True(log.WaitForWrites(FanoutWrites.SliceSize + 1, Bounded));
+
+        // The next record's batch is small again: written at its flush, on this thread.
+        var next = new RecordingSink(1000, log, queues: true);
+        FanoutWrites.Deliver([next], "room", outgoing, batch);
+        batch.Flush();
+        Assert.Contains(("write", 1000, Environment.CurrentManagedThreadId), log.Calls);
+    }
+
     private static RecordingSink[] Sinks(int count, CallLog log, Func<int, bool>? queues = null) =>
         [.. Enumerable.Range(0, count).Select(i => new RecordingSink(i, log, queues?.Invoke(i) ?? true))];
 
@@ -131,7 +201,11 @@ public sealed class FanoutWritesTests
             return queues;
         }
 
-        public void StartWrites() => log.Written(index);
+        public void StartWrites()
+        {
+            log.Add("write", index);
+            log.Written(index);
+        }
 
         public void CatchUp(string channel, ChannelPosition head)
         {
