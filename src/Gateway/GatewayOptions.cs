@@ -155,8 +155,8 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>
     /// With <see cref="DirectWebSocketUpgrade"/> on a plain-http HTTP port: the gateway accepts
     /// that port's sockets itself and runs a WebSocket whose whole handshake arrived at once
-    /// straight on its socket, without Kestrel's connection and pipes under it (about a quarter
-    /// less memory per idle connection, docs/benchmarks.md change 29). Every other connection is
+    /// straight on its socket, without Kestrel's connection and pipes under it (about 45% less
+    /// memory per idle connection, docs/benchmarks.md change 29). Every other connection is
     /// Kestrel's as before. Off: Kestrel's socket transport accepts every connection.
     /// </summary>
     public bool DirectSocketTransport { get; set; } = true;

@@ -134,8 +134,14 @@ internal sealed class AcceptedWebSocket(
     /// <summary>The upgraded stream the keep-alive sweep pings through; null on the WebSocket's own keep-alive.</summary>
     public KeepAliveStream? Stream { get; } = stream;
 
-    /// <summary>Called once this was disposed: how a transport that owns the connection learns it ended.</summary>
-    public Action? Ended { get; set; }
+    private Action? _ended;
+
+    /// <summary>Called once, when this is first disposed: how a transport that owns the connection learns it ended.</summary>
+    public Action? Ended
+    {
+        get => Volatile.Read(ref _ended);
+        set => Volatile.Write(ref _ended, value);
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -147,7 +153,7 @@ internal sealed class AcceptedWebSocket(
         }
         finally
         {
-            Ended?.Invoke();
+            Interlocked.Exchange(ref _ended, null)?.Invoke();
         }
     }
 }
