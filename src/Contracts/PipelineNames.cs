@@ -87,12 +87,7 @@ public sealed class PipelineNames
         string.Concat(_channelPrefix, channel, "}:idem:", subject, ":", key);
 
     /// <summary>String key with a TTL; present while the node is alive. The fanout skips nodes without it.</summary>
-    public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, NodeAliveSuffix);
-
-    /// <summary><see cref="NodeAliveKey"/> is this prefix, the node id, then <see cref="NodeAliveSuffix"/> (for scripts that check many nodes).</summary>
-    public string NodeKeyPrefix => _nodePrefix;
-
-    public const string NodeAliveSuffix = ":alive";
+    public string NodeAliveKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":alive");
 
     /// <summary>Set of channels a node has registered routes for, so it can clear or re-register them.</summary>
     public string NodeRoutesKey(string nodeId) => string.Concat(_nodePrefix, nodeId, ":routes");

@@ -23,6 +23,29 @@ public sealed class RedisServerTests(ITestOutputHelper output)
     }
 
     [Fact(Timeout = 20_000)]
+    public async Task In_cluster_mode_it_is_one_node_that_owns_every_slot_refuses_cross_slot_scripts_and_keeps_them_after_a_restart()
+    {
+        await using var redis = await RedisServer.StartAsync(cluster: true, TestContext.Current.CancellationToken);
+        Assert.True(redis.IsCluster);
+        for (var round = 0; round < 2; round++)
+        {
+            await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+            Assert.Equal(ServerType.Cluster, connection.GetServer(connection.GetEndPoints()[0]).ServerType);
+            var db = connection.GetDatabase();
+            Assert.False(await db.KeyExistsAsync("{a}:k"));
+
+            // Keys under one hash tag share a slot; keys under two do not.
+            Assert.Equal(2, (long)await db.ScriptEvaluateAsync("return #KEYS", ["{a}:1", "{a}:2"]));
+            var refused = await Assert.ThrowsAsync<RedisServerException>(() => db.ScriptEvaluateAsync("return #KEYS", ["{a}:1", "{b}:1"]));
+            Assert.StartsWith("CROSSSLOT", refused.Message, StringComparison.Ordinal);
+
+            // After a kill the node reads its slots back and serves again, empty.
+            await db.StringSetAsync("{a}:k", "v");
+            await redis.RestartAsync();
+        }
+    }
+
+    [Fact(Timeout = 20_000)]
     public async Task Kill_loses_the_data_and_start_again_serves_an_empty_server_on_the_same_port()
     {
         await using var redis = await RedisServer.StartAsync(TestContext.Current.CancellationToken);

@@ -18,12 +18,26 @@ public sealed class RedisServer : IAsyncDisposable
     private readonly string _directory;
     private ManagedProcess? _process;
 
-    private RedisServer(string executable, int port)
+    private RedisServer(string executable, int port, bool cluster)
     {
         _executable = executable;
         Port = port;
+        IsCluster = cluster;
         _directory = Path.Combine(Path.GetTempPath(), $"realtime-redis-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{port.ToString(CultureInfo.InvariantCulture)}");
     }
+
+    /// <summary>
+    /// Whether the server runs in cluster mode, as the one node of a Redis Cluster that owns all
+    /// 16,384 slots: commands and scripts whose keys hash to different slots fail with
+    /// <c>CROSSSLOT</c> there, as they would on any Redis Cluster.
+    /// </summary>
+    public bool IsCluster { get; }
+
+    /// <summary>
+    /// Whether <see cref="StartAsync(CancellationToken)"/> starts servers in cluster mode: set
+    /// <c>REALTIME_TEST_REDIS_CLUSTER=1</c> to run a whole test suite against a Redis Cluster node.
+    /// </summary>
+    public static bool ClusterByDefault => Environment.GetEnvironmentVariable("REALTIME_TEST_REDIS_CLUSTER") == "1";
 
     /// <summary>The TCP port on 127.0.0.1 the server listens on (the same across restarts).</summary>
     public int Port { get; }
@@ -41,13 +55,22 @@ public sealed class RedisServer : IAsyncDisposable
     /// Starts <c>redis-server</c> on a free loopback port and waits (at most 10 s) until it answers PING.
     /// </summary>
     /// <exception cref="InvalidOperationException"><c>redis-server</c> is not installed, or did not start.</exception>
-    public static async Task<RedisServer> StartAsync(CancellationToken cancellationToken = default)
+    public static Task<RedisServer> StartAsync(CancellationToken cancellationToken = default) =>
+        StartAsync(ClusterByDefault, cancellationToken);
+
+    /// <summary>
+    /// Starts <c>redis-server</c> on a free loopback port, standalone or as a one-node Redis Cluster
+    /// (<see cref="IsCluster"/>), and waits (at most 10 s) until it answers PING and, as a cluster
+    /// node, until the cluster's state is ok.
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><c>redis-server</c> is not installed, or did not start.</exception>
+    public static async Task<RedisServer> StartAsync(bool cluster, CancellationToken cancellationToken = default)
     {
         var executable = FindExecutable();
         const int Attempts = 3;
         for (var attempt = 1; ; attempt++)
         {
-            var server = new RedisServer(executable, FreePort.Next());
+            var server = new RedisServer(executable, FreePort.Next(), cluster);
             try
             {
                 await server.StartProcessAsync(cancellationToken);
@@ -179,6 +202,7 @@ public sealed class RedisServer : IAsyncDisposable
                 "--protected-mode", "yes",
                 "--daemonize", "no",
                 "--dir", directory,
+                .. (IsCluster ? ClusterArguments : []),
             ],
             WorkingDirectory = directory,
         });
@@ -195,6 +219,78 @@ public sealed class RedisServer : IAsyncDisposable
 
             await Task.Delay(50, cancellationToken);
         }
+
+        if (IsCluster)
+        {
+            await TakeAllSlotsAsync(clock, cancellationToken);
+        }
+    }
+
+    private static readonly string[] ClusterArguments = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"];
+
+    // A restarted node reads its slots back from nodes.conf; a new one is given all of them.
+    private async Task TakeAllSlotsAsync(Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var info = await CommandAsync("CLUSTER INFO", cancellationToken);
+        if (!info.Contains("cluster_slots_assigned:16384", StringComparison.Ordinal))
+        {
+            var added = await CommandAsync("CLUSTER ADDSLOTSRANGE 0 16383", cancellationToken);
+            if (!added.StartsWith("+OK", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"redis-server on port {Port} did not take the cluster's slots: {added.Trim()}");
+            }
+        }
+
+        while (!(await CommandAsync("CLUSTER INFO", cancellationToken)).Contains("cluster_state:ok", StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > ReadyTimeout)
+            {
+                throw new InvalidOperationException($"redis-server on port {Port} did not report cluster_state:ok; see {Process.LogPath}.");
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    // One inline command over a plain TCP connection; returns what arrived until the reply ended.
+    private async Task<string> CommandAsync(string command, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(TimeSpan.FromSeconds(2));
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port), cts.Token);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(command + "\r\n"), SocketFlags.None, cts.Token);
+        var buffer = new byte[8192];
+        var read = 0;
+        while (read < buffer.Length)
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(read), SocketFlags.None, cts.Token);
+            read += n;
+            if (n == 0 || IsWholeReply(buffer.AsSpan(0, read)))
+            {
+                break;
+            }
+        }
+
+        return Encoding.ASCII.GetString(buffer, 0, read);
+    }
+
+    // A simple reply or error ends at its first CRLF; a bulk string ($len CRLF body CRLF) after its body.
+    private static bool IsWholeReply(ReadOnlySpan<byte> reply)
+    {
+        var firstLine = reply.IndexOf("\r\n"u8);
+        if (firstLine < 0)
+        {
+            return false;
+        }
+
+        if (reply[0] != (byte)'$')
+        {
+            return true;
+        }
+
+        var length = int.Parse(reply[1..firstLine], CultureInfo.InvariantCulture);
+        return length < 0 || reply.Length >= firstLine + 2 + length + 2;
     }
 
     private bool PortWasTaken() =>

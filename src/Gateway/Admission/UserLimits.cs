@@ -12,10 +12,15 @@ namespace Realtime.Gateway.Admission;
 /// user's connections and HTTP publishes.
 /// </summary>
 /// <remarks>
-/// A connection is counted under the node that holds it; counts of nodes whose liveness key is
-/// gone are dropped when the user next connects (their connections died with them), and a node
-/// clears its own counts when it starts. When Redis does not answer, the limits let the client
-/// through (they protect capacity; authentication and permissions never fail open).
+/// A connection is counted under the node that holds it, in one hash per user. Counts of a node
+/// that died are only looked at when they would refuse the user: the refusal names the other
+/// nodes that hold counts, their liveness keys are read, and the counts of those that are gone are
+/// dropped before the user is counted again. A node clears its own counts when it starts. When
+/// Redis does not answer, the limits let the client through (they protect capacity;
+/// authentication and permissions never fail open).
+///
+/// Every script touches one key, so the limits hold on a Redis Cluster as on a single server
+/// (a script that reads keys in two hash slots fails there with <c>CROSSSLOT</c>).
 /// </remarks>
 internal sealed partial class UserLimits(
     IConnectionMultiplexer redis,
@@ -25,24 +30,32 @@ internal sealed partial class UserLimits(
     TimeProvider time,
     ILogger<UserLimits> logger)
 {
-    // KEYS[1] user's hash, KEYS[2] node's user set. ARGV: node, cap, alive-key prefix, alive-key suffix, subject, ttl ms.
+    // KEYS[1] the user's hash (node id -> connections). ARGV: node, cap, ttl ms, then nodes known dead.
+    // Returns the new total, or, at the cap, the other nodes that hold counts.
     private const string AcquireScript = """
+        local dead = {}
+        for i = 4, #ARGV do
+          dead[ARGV[i]] = true
+        end
         local total = 0
+        local others = {}
         local counts = redis.call('HGETALL', KEYS[1])
         for i = 1, #counts, 2 do
           local holder = counts[i]
-          if holder == ARGV[1] or redis.call('EXISTS', ARGV[3] .. holder .. ARGV[4]) == 1 then
-            total = total + tonumber(counts[i + 1])
-          else
+          if dead[holder] then
             redis.call('HDEL', KEYS[1], holder)
+          else
+            total = total + tonumber(counts[i + 1])
+            if holder ~= ARGV[1] then
+              others[#others + 1] = holder
+            end
           end
         end
         if total >= tonumber(ARGV[2]) then
-          return -1
+          return others
         end
         redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-        redis.call('PEXPIRE', KEYS[1], ARGV[6])
-        redis.call('SADD', KEYS[2], ARGV[5])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
         return total + 1
         """;
 
@@ -69,11 +82,33 @@ internal sealed partial class UserLimits(
     {
         try
         {
-            var result = (long)await redis.GetDatabase().ScriptEvaluateAsync(
-                AcquireScript,
-                [names.UserConnectionsKey(identity.Subject), names.NodeUsersKey(node.Id)],
-                [node.Id, _options.MaxConnectionsPerUser, names.NodeKeyPrefix, PipelineNames.NodeAliveSuffix, identity.Subject, (long)CountTtl.TotalMilliseconds]);
-            return result < 0 ? null : new UserConnectionLease(this, identity.Subject);
+            var db = redis.GetDatabase();
+            var counts = (RedisKey)names.UserConnectionsKey(identity.Subject);
+
+            // Remembered first, in the same round trip, so that a restart of this node finds the count to clear.
+            var batch = db.CreateBatch();
+            var remembered = batch.SetAddAsync(names.NodeUsersKey(node.Id), identity.Subject);
+            var first = batch.ScriptEvaluateAsync(AcquireScript, [counts], AcquireArguments([]));
+            batch.Execute();
+            await remembered;
+            var result = await first;
+            if (result.Resp2Type == ResultType.Array)
+            {
+                // At the cap: the counts of nodes that died since the user last reached it may be all that refuses it.
+                var dead = await DeadNodesAsync(db, (RedisValue[])result!);
+                if (dead.Length == 0)
+                {
+                    return null;
+                }
+
+                result = await db.ScriptEvaluateAsync(AcquireScript, [counts], AcquireArguments(dead));
+                if (result.Resp2Type == ResultType.Array)
+                {
+                    return null;
+                }
+            }
+
+            return new UserConnectionLease(this, identity.Subject);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -103,12 +138,40 @@ internal sealed partial class UserLimits(
     {
         var db = redis.GetDatabase();
         var users = await db.SetMembersAsync(names.NodeUsersKey(node.Id));
-        foreach (var user in users)
+        if (users.Length > 0)
         {
-            await db.HashDeleteAsync(names.UserConnectionsKey(user.ToString()), node.Id);
+            var batch = db.CreateBatch();
+            var deletes = Array.ConvertAll(users, user => batch.HashDeleteAsync(names.UserConnectionsKey(user.ToString()), node.Id));
+            batch.Execute();
+            await Task.WhenAll(deletes);
         }
 
         await db.KeyDeleteAsync(names.NodeUsersKey(node.Id));
+    }
+
+    private RedisValue[] AcquireArguments(RedisValue[] deadNodes)
+    {
+        var arguments = new RedisValue[3 + deadNodes.Length];
+        arguments[0] = node.Id;
+        arguments[1] = _options.MaxConnectionsPerUser;
+        arguments[2] = (long)CountTtl.TotalMilliseconds;
+        deadNodes.CopyTo(arguments, 3);
+        return arguments;
+    }
+
+    // The holders whose liveness key is gone: one EXISTS each, in one round trip (each in its own slot).
+    private async Task<RedisValue[]> DeadNodesAsync(IDatabase db, RedisValue[] holders)
+    {
+        if (holders.Length == 0)
+        {
+            return [];
+        }
+
+        var batch = db.CreateBatch();
+        var checks = Array.ConvertAll(holders, holder => batch.KeyExistsAsync(names.NodeAliveKey(holder.ToString())));
+        batch.Execute();
+        await Task.WhenAll(checks);
+        return [.. holders.Where((_, i) => !checks[i].Result)];
     }
 
     private async Task ReleaseAsync(string subject)
