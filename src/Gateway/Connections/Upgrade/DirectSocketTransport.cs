@@ -121,7 +121,9 @@ internal sealed partial class DirectSocketTransport(
         private readonly Channel<Socket> _forKestrel = Channel.CreateUnbounded<Socket>(new UnboundedChannelOptions { SingleReader = true });
         private readonly Task _acceptLoop;
         private readonly Action _ended;
-        private long _connections;
+        // One count for the process, as Kestrel's ids are: a node that listens on IPv4 and IPv6
+        // has two listeners, and their connections must not share ids in logs and `connected` frames.
+        private static long _connections;
         // Direct WebSockets running, and what the unbinding waits on until none is.
         private int _open;
         private TaskCompletionSource? _allEnded;
