@@ -90,8 +90,8 @@ internal sealed partial class UserLimits(
             var remembered = batch.SetAddAsync(names.NodeUsersKey(node.Id), identity.Subject);
             var first = batch.ScriptEvaluateAsync(AcquireScript, [counts], AcquireArguments([]));
             batch.Execute();
-            await remembered;
-            var result = await first;
+            await Task.WhenAll(remembered, first);
+            var result = first.Result;
             if (result.Resp2Type == ResultType.Array)
             {
                 // At the cap: the counts of nodes that died since the user last reached it may be all that refuses it.
