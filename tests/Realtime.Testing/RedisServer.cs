@@ -16,6 +16,7 @@ public sealed class RedisServer : IAsyncDisposable
     private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(10);
     private readonly string _executable;
     private readonly string _directory;
+    private readonly int _clusterBusPort;
     private ManagedProcess? _process;
 
     private RedisServer(string executable, int port, bool cluster)
@@ -23,6 +24,10 @@ public sealed class RedisServer : IAsyncDisposable
         _executable = executable;
         Port = port;
         IsCluster = cluster;
+
+        // Redis would otherwise take port + 10,000 for the cluster bus: above 65,535 for a fifth
+        // of the ephemeral range, and not known to be free anywhere.
+        _clusterBusPort = cluster ? FreePort.Next() : 0;
         _directory = Path.Combine(Path.GetTempPath(), $"realtime-redis-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{port.ToString(CultureInfo.InvariantCulture)}");
     }
 
@@ -202,7 +207,7 @@ public sealed class RedisServer : IAsyncDisposable
                 "--protected-mode", "yes",
                 "--daemonize", "no",
                 "--dir", directory,
-                .. (IsCluster ? ClusterArguments : []),
+                .. (IsCluster ? ClusterArguments(_clusterBusPort) : []),
             ],
             WorkingDirectory = directory,
         });
@@ -226,7 +231,8 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    private static readonly string[] ClusterArguments = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"];
+    private static string[] ClusterArguments(int busPort) =>
+        ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", busPort.ToString(CultureInfo.InvariantCulture)];
 
     // A restarted node reads its slots back from nodes.conf; a new one is given all of them.
     private async Task TakeAllSlotsAsync(Stopwatch clock, CancellationToken cancellationToken)
