@@ -57,7 +57,8 @@ public sealed class RedisServer : IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <summary>
-    /// Starts <c>redis-server</c> on a free loopback port and waits (at most 10 s) until it answers PING.
+    /// Starts <c>redis-server</c> on a free loopback port, standalone unless <see cref="ClusterByDefault"/>
+    /// says otherwise, and waits (at most 10 s) until it answers PING.
     /// </summary>
     /// <exception cref="InvalidOperationException"><c>redis-server</c> is not installed, or did not start.</exception>
     public static Task<RedisServer> StartAsync(CancellationToken cancellationToken = default) =>
