@@ -47,8 +47,9 @@ internal interface IFrameSink
 /// </summary>
 /// <remarks>
 /// Dispatch reads the channel's subscriber array (<see cref="ChannelSubscribers"/>), so delivering
-/// an event takes no lock once the array is built. Route transitions of one channel are
-/// serialised by that channel's gate; channels never wait for each other.
+/// an event takes no lock once the array is built. Joining or leaving a channel whose route is in
+/// place takes the channel's lock for a set change; only adding the route waits on Redis, and the
+/// channel's other new subscribers wait for it. Channels never wait for each other.
 /// </remarks>
 internal sealed class ChannelHub(RouteRegistry routes)
 {
@@ -61,36 +62,58 @@ internal sealed class ChannelHub(RouteRegistry routes)
         while (true)
         {
             var entry = _channels.GetOrAdd(channel, static _ => new ChannelEntry());
-            await entry.Gate.WaitAsync();
-            try
+
+            // With the route in place a subscribe is a set insert: subscribers of one channel do
+            // not queue behind each other (in a reconnect storm each hand-off of an async gate
+            // waits its turn in a thread pool full of handshakes).
+            lock (entry.Sync)
             {
                 if (entry.Removed)
                 {
                     continue;
                 }
 
-                if (entry.Subscribers.Contains(sink))
+                if (entry.RouteRegistered)
                 {
-                    return false;
+                    return entry.Subscribers.Add(sink);
+                }
+            }
+
+            // The channel's first subscriber here: one route add, the others wait for it.
+            await entry.Gate.WaitAsync();
+            try
+            {
+                lock (entry.Sync)
+                {
+                    if (entry.Removed)
+                    {
+                        continue;
+                    }
+
+                    if (entry.RouteRegistered)
+                    {
+                        return entry.Subscribers.Add(sink);
+                    }
                 }
 
-                if (!entry.RouteRegistered)
+                // Throws when Redis is unreachable; the subscribe fails and nothing changed.
+                await routes.AddAsync(channel);
+                lock (entry.Sync)
                 {
-                    // Throws when Redis is unreachable; the subscribe fails and nothing changed.
-                    await routes.AddAsync(channel);
                     entry.RouteRegistered = true;
+                    return entry.Subscribers.Add(sink);
                 }
-
-                entry.Subscribers.Add(sink);
-                return true;
             }
             finally
             {
-                if (entry.Subscribers.Count == 0 && !entry.Removed)
+                lock (entry.Sync)
                 {
-                    // Route registration failed for the first subscriber: leave no empty entry.
-                    entry.Removed = true;
-                    _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
+                    if (!entry.RouteRegistered && !entry.Removed)
+                    {
+                        // Route registration failed for the first subscriber: leave no empty entry.
+                        entry.Removed = true;
+                        _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
+                    }
                 }
 
                 entry.Gate.Release();
@@ -107,33 +130,39 @@ internal sealed class ChannelHub(RouteRegistry routes)
             return false;
         }
 
-        await entry.Gate.WaitAsync();
-        try
+        Task? removal = null;
+        lock (entry.Sync)
         {
             if (entry.Removed || !entry.Subscribers.Remove(sink))
             {
                 return false;
             }
 
-            if (entry.Subscribers.Count == 0)
+            if (entry.Subscribers.Count > 0)
             {
-                entry.Removed = true;
-                _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
-                if (entry.RouteRegistered)
-                {
-                    entry.RouteRegistered = false;
-                    // Best effort: if Redis is down the route stays until it is cleared at the
-                    // node's next start; the fanout then writes a few events nobody reads.
-                    await routes.RemoveAsync(channel);
-                }
+                return true;
             }
 
-            return true;
+            // The last one. The route's removal is sent before the entry leaves the table, so a
+            // later subscriber's route add (on a new entry) reaches Redis after it, not before.
+            entry.Removed = true;
+            if (entry.RouteRegistered)
+            {
+                entry.RouteRegistered = false;
+                removal = routes.RemoveAsync(channel);
+            }
+
+            _channels.TryRemove(new KeyValuePair<string, ChannelEntry>(channel, entry));
         }
-        finally
+
+        if (removal is not null)
         {
-            entry.Gate.Release();
+            // Best effort: if Redis is down the route stays until it is cleared at the node's next
+            // start; the fanout then writes a few events nobody reads.
+            await removal;
         }
+
+        return true;
     }
 
     /// <summary>Offers an event to every local subscriber of the channel.</summary>
@@ -180,6 +209,10 @@ internal sealed class ChannelHub(RouteRegistry routes)
 
     private sealed class ChannelEntry
     {
+        // Guards the flags and the subscriber count's transitions to and from zero; never held across an await.
+        public Lock Sync { get; } = new();
+
+        // Held by the channel's first subscriber while its route is added, and by those that wait for it.
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
         public ChannelSubscribers Subscribers { get; } = new();
