@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using StackExchange.Redis;
 
 namespace Realtime.Testing;
 
@@ -238,17 +239,14 @@ public sealed class RedisServer : IAsyncDisposable
     // A restarted node reads its slots back from nodes.conf; a new one is given all of them.
     private async Task TakeAllSlotsAsync(Stopwatch clock, CancellationToken cancellationToken)
     {
-        var info = await CommandAsync("CLUSTER INFO", cancellationToken);
-        if (!info.Contains("cluster_slots_assigned:16384", StringComparison.Ordinal))
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(ConnectionString + ",allowAdmin=true");
+        var server = admin.GetServer(IPAddress.Loopback, Port);
+        if (!ClusterInfo(await server.ExecuteAsync("CLUSTER", "INFO")).Contains("cluster_slots_assigned:16384", StringComparison.Ordinal))
         {
-            var added = await CommandAsync("CLUSTER ADDSLOTSRANGE 0 16383", cancellationToken);
-            if (!added.StartsWith("+OK", StringComparison.Ordinal))
-            {
-                throw new InvalidOperationException($"redis-server on port {Port} did not take the cluster's slots: {added.Trim()}");
-            }
+            await server.ExecuteAsync("CLUSTER", "ADDSLOTSRANGE", 0, 16383);
         }
 
-        while (!(await CommandAsync("CLUSTER INFO", cancellationToken)).Contains("cluster_state:ok", StringComparison.Ordinal))
+        while (!ClusterInfo(await server.ExecuteAsync("CLUSTER", "INFO")).Contains("cluster_state:ok", StringComparison.Ordinal))
         {
             if (clock.Elapsed > ReadyTimeout)
             {
@@ -259,46 +257,7 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    // One inline command over a plain TCP connection; returns what arrived until the reply ended.
-    private async Task<string> CommandAsync(string command, CancellationToken cancellationToken)
-    {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(TimeSpan.FromSeconds(2));
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port), cts.Token);
-        await socket.SendAsync(Encoding.ASCII.GetBytes(command + "\r\n"), SocketFlags.None, cts.Token);
-        var buffer = new byte[8192];
-        var read = 0;
-        while (read < buffer.Length)
-        {
-            var n = await socket.ReceiveAsync(buffer.AsMemory(read), SocketFlags.None, cts.Token);
-            read += n;
-            if (n == 0 || IsWholeReply(buffer.AsSpan(0, read)))
-            {
-                break;
-            }
-        }
-
-        return Encoding.ASCII.GetString(buffer, 0, read);
-    }
-
-    // A simple reply or error ends at its first CRLF; a bulk string ($len CRLF body CRLF) after its body.
-    private static bool IsWholeReply(ReadOnlySpan<byte> reply)
-    {
-        var firstLine = reply.IndexOf("\r\n"u8);
-        if (firstLine < 0)
-        {
-            return false;
-        }
-
-        if (reply[0] != (byte)'$')
-        {
-            return true;
-        }
-
-        var length = int.Parse(reply[1..firstLine], CultureInfo.InvariantCulture);
-        return length < 0 || reply.Length >= firstLine + 2 + length + 2;
-    }
+    private static string ClusterInfo(RedisResult info) => info.ToString() ?? string.Empty;
 
     private bool PortWasTaken() =>
         _process is { } process && process.RecentLines.Any(l => l.Contains("Address already in use", StringComparison.OrdinalIgnoreCase));
